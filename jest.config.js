@@ -1,0 +1,20 @@
+/** Two projects: unit tests (pure logic, the store, parsers, the native addon) and
+ * integration tests (a real containerd, runc and CRIU, started by the tests). */
+const tsJest = ['ts-jest', { tsconfig: 'tsconfig.json', isolatedModules: true }];
+module.exports = {
+  projects: [
+    {
+      displayName: 'unit',
+      testEnvironment: 'node',
+      transform: { '^.+\\.ts$': tsJest },
+      testMatch: ['<rootDir>/shim/**/*.test.ts', '<rootDir>/native/**/*.test.ts', '<rootDir>/oci-hooks/**/*.test.ts'],
+    },
+    {
+      displayName: 'integration',
+      testEnvironment: 'node',
+      transform: { '^.+\\.ts$': tsJest },
+      testMatch: ['<rootDir>/integration/**/*.test.ts'],
+      testTimeout: 180000,
+    },
+  ],
+};
