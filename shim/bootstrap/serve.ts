@@ -1,0 +1,77 @@
+// The long-lived shim server: a child subreaper serving containerd.task.v3.Task on a
+// unix socket for every container of one namespace.
+import * as fs from 'node:fs';
+import * as grpc from '@grpc/grpc-js';
+import type { ServiceDefinition } from '@grpc/grpc-js';
+import * as native from '../native';
+import { EventPublisher } from '../events/event-publisher';
+import { log, errorMessage } from '../log/logger';
+import { loadPackageDefinition } from '../proto/proto-root';
+import { TaskService } from '../service/task-service';
+import { bootstrapVersionFor, containerdVersion } from './containerd-version';
+import { shimServerFiles, type BootstrapParams } from './shim-socket';
+
+/** An idle server lingers this long after its last container, so a `start` that just
+ * found it alive is not left pointing at a socket that vanished. */
+const IDLE_LINGER_MS = 2000;
+const READY_FD = 3;
+
+export async function serve(address: string, namespace: string): Promise<void> {
+  const files = shimServerFiles(address, namespace);
+  native.setChildSubreaper(true);
+  process.on('uncaughtException', (err) => log.error('uncaught exception (server keeps running)', { error: err.stack ?? String(err) }));
+  process.on('unhandledRejection', (err) => log.error('unhandled rejection (server keeps running)', { error: errorMessage(err) }));
+
+  let version: 2 | 3 = 2;
+  try {
+    const v = await containerdVersion(address);
+    version = bootstrapVersionFor(v);
+    log.info(`containerd ${v}: bootstrap version ${version}`);
+  } catch (err) {
+    log.warn('cannot ask containerd for its version; assuming 1.x (bootstrap version 2)', { error: errorMessage(err) });
+  }
+
+  const events = new EventPublisher(address, namespace);
+  const server = new grpc.Server();
+  let lingerTimer: NodeJS.Timeout | undefined;
+  const exitIfIdle = (): void => {
+    if (service.containerCount > 0) return;
+    log.info('no containers left: shutting down');
+    fs.rmSync(files.socket, { force: true });
+    fs.rmSync(files.bootstrap, { force: true });
+    fs.rmSync(files.pid, { force: true });
+    void events.flush().then(() => {
+      server.forceShutdown();
+      events.close();
+      process.exit(0);
+    });
+  };
+  const service = new TaskService(namespace, events, () => {
+    clearTimeout(lingerTimer);
+    lingerTimer = setTimeout(exitIfIdle, IDLE_LINGER_MS);
+  });
+  const definition = loadPackageDefinition()['containerd.task.v3.Task'] as unknown as ServiceDefinition;
+  server.addService(definition, service.handlers());
+  fs.rmSync(files.socket, { force: true });
+  await new Promise<void>((resolve, reject) =>
+    server.bindAsync(`unix://${files.socket}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())),
+  );
+  const bootstrap: BootstrapParams = { version, address: files.socket, protocol: 'grpc' };
+  fs.writeFileSync(files.bootstrap, JSON.stringify(bootstrap));
+  fs.writeFileSync(files.pid, String(process.pid));
+  log.info(`serving ${namespace} on ${files.socket}`, { pid: process.pid });
+  process.on('SIGTERM', () => {
+    log.info('SIGTERM: exiting; running containers keep running and are cleaned up by containerd');
+    process.exit(0);
+  });
+  signalReady();
+}
+
+function signalReady(): void {
+  try {
+    fs.writeSync(READY_FD, 'ready\n');
+    fs.closeSync(READY_FD);
+  } catch {
+    /* started by hand, not by `start` */
+  }
+}

@@ -1,0 +1,162 @@
+// A container owns its init process, its exec processes, its rootfs mount and its runc
+// driver. The task service only finds containers and calls them.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../errors/shim-error';
+import type { EventSink } from '../events/event-publisher';
+import { log, errorMessage } from '../log/logger';
+import { watchOom } from '../oom/oom-watcher';
+import { parseRuntimeOptions, saveRuntimeOptions, type RuntimeOptions } from '../options/runtime-options';
+import { ExecProcess } from '../process/exec-process';
+import { InitProcess } from '../process/init-process';
+import type { ShimProcess } from '../process/shim-process';
+import { isEmptyAny, packAny, unpackJsonAny, type Any } from '../proto/any';
+import { toTimestamp, type CreateTaskRequest, type DeleteResponse, type ExecProcessRequest, type ProcessInfo } from '../proto/messages';
+import { mountRootfs, unmountRootfs } from '../rootfs/rootfs';
+import { RuncDriver } from '../runc/runc-driver';
+import type { OciProcess } from '../spec/oci-spec';
+import { CgroupV1, cgroupPathsOf } from '../stats/cgroup-v1';
+
+export class Container {
+  private readonly execs = new Map<string, ExecProcess>();
+  private stopOomWatch: () => void = () => undefined;
+  private cgroup: CgroupV1 | undefined;
+
+  private constructor(
+    readonly id: string,
+    readonly bundle: string,
+    readonly namespace: string,
+    readonly init: InitProcess,
+    private readonly runc: RuncDriver,
+    private readonly events: EventSink,
+  ) {}
+
+  static async create(request: CreateTaskRequest, namespace: string, events: EventSink): Promise<Container> {
+    const bundle = request.bundle;
+    if (!path.isAbsolute(bundle) || !fs.existsSync(path.join(bundle, 'config.json'))) {
+      throw new InvalidArgumentError(`bundle ${bundle} has no config.json`);
+    }
+    if (request.checkpoint) {
+      throw new FailedPreconditionError(`restoring ${request.id} from checkpoint ${request.checkpoint} is not supported yet`);
+    }
+    const options: RuntimeOptions = parseRuntimeOptions(request.options, namespace);
+    saveRuntimeOptions(bundle, options);
+    fs.mkdirSync(options.runcRoot, { recursive: true, mode: 0o711 });
+    const runc = new RuncDriver(
+      { binary: options.runcBinary, root: options.runcRoot, systemdCgroup: options.systemdCgroup },
+      path.join(bundle, 'log.json'),
+    );
+    const paths = { stdin: request.stdin, stdout: request.stdout, stderr: request.stderr };
+    const init = new InitProcess(request.id, paths, request.terminal, bundle, runc, { containerId: request.id, namespace });
+    await mountRootfs(bundle, request.rootfs);
+    try {
+      await init.create({ noPivot: options.noPivot, noNewKeyring: options.noNewKeyring });
+    } catch (err) {
+      await unmountRootfs(bundle);
+      throw err;
+    }
+    const container = new Container(request.id, bundle, namespace, init, runc, events);
+    container.watch();
+    return container;
+  }
+
+  private watch(): void {
+    this.cgroup = new CgroupV1(cgroupPathsOf(this.init.pid));
+    this.stopOomWatch = watchOom(this.cgroup, () => this.events.publish('TaskOOM', { container_id: this.id }));
+    this.init.onExit((exit) => {
+      this.events.publish('TaskExit', {
+        container_id: this.id,
+        id: this.id,
+        pid: this.init.pid,
+        exit_status: exit.status,
+        exited_at: toTimestamp(exit.exitedAt),
+      });
+    });
+  }
+
+  /** The init process for an empty exec id, else that exec process. */
+  process(execId: string): ShimProcess & { kill(signal: number, all: boolean): unknown } {
+    if (!execId) return this.init;
+    const exec = this.execs.get(execId);
+    if (!exec) throw new NotFoundError(`exec ${execId} not found in container ${this.id}`);
+    return exec;
+  }
+
+  addExec(request: ExecProcessRequest): void {
+    if (this.execs.has(request.exec_id)) throw new AlreadyExistsError(`exec ${request.exec_id} already exists in container ${this.id}`);
+    this.init.checkExec();
+    if (isEmptyAny(request.spec)) throw new InvalidArgumentError(`exec ${request.exec_id}: no process spec`);
+    let spec: OciProcess;
+    try {
+      spec = unpackJsonAny<OciProcess>(request.spec as Any);
+    } catch (err) {
+      throw new InvalidArgumentError(`exec ${request.exec_id}: process spec is not valid JSON: ${errorMessage(err)}`);
+    }
+    if (!Array.isArray(spec.args) || spec.args.length === 0) throw new InvalidArgumentError(`exec ${request.exec_id}: process spec has no args`);
+    const paths = { stdin: request.stdin, stdout: request.stdout, stderr: request.stderr };
+    const exec = new ExecProcess(this.id, request.exec_id, paths, request.terminal, spec, this.bundle, this.runc, {
+      containerId: this.id,
+      namespace: this.namespace,
+    });
+    exec.onExit((exit) => {
+      this.events.publish('TaskExit', {
+        container_id: this.id,
+        id: exec.execId,
+        pid: exec.pid,
+        exit_status: exit.status,
+        exited_at: toTimestamp(exit.exitedAt),
+      });
+    });
+    this.execs.set(request.exec_id, exec);
+  }
+
+  async start(execId: string): Promise<number> {
+    if (!execId) {
+      await this.init.start();
+      return this.init.pid;
+    }
+    const exec = this.process(execId) as ExecProcess;
+    this.init.checkExec();
+    return exec.start();
+  }
+
+  /** Deletes an exec process, or (empty exec id) the whole container. */
+  async delete(execId: string): Promise<DeleteResponse> {
+    const proc = this.process(execId);
+    if (execId) {
+      await (proc as ExecProcess).delete();
+      this.execs.delete(execId);
+    } else {
+      await this.init.delete();
+      this.stopOomWatch();
+      for (const exec of this.execs.values()) if (exec.lifecycle.state !== 'deleted') exec.closeStdin();
+      await unmountRootfs(this.bundle).catch((err) => log.warn('unmounting rootfs failed', { error: errorMessage(err) }));
+    }
+    return { pid: proc.pid, exit_status: proc.exit?.status ?? 0, exited_at: toTimestamp(proc.exit?.exitedAt) };
+  }
+
+  async pids(): Promise<ProcessInfo[]> {
+    const pids = await this.runc.ps(this.id);
+    const execByPid = new Map<number, string>();
+    for (const exec of this.execs.values()) if (exec.pid) execByPid.set(exec.pid, exec.execId);
+    return pids.map((pid) => {
+      const execId = execByPid.get(pid);
+      return { pid, info: execId ? packAny('containerd.runc.v1.ProcessDetails', { exec_id: execId }) : null };
+    });
+  }
+
+  stats(): Any {
+    if (!this.cgroup) throw new FailedPreconditionError(`container ${this.id} has no cgroup yet`);
+    return packAny('io.containerd.cgroups.v1.Metrics', this.cgroup.metrics());
+  }
+
+  async update(resources: Any | null): Promise<void> {
+    if (isEmptyAny(resources)) throw new InvalidArgumentError(`update of ${this.id}: no resources given`);
+    // containerd sends the OCI LinuxResources as JSON, which is what runc update reads.
+    await this.init.update(Buffer.from(resources.value).toString('utf8'));
+  }
+
+  get hasLiveProcesses(): boolean {
+    return this.init.lifecycle.state !== 'deleted';
+  }
+}

@@ -1,0 +1,89 @@
+// Task events to containerd's Events service over gRPC, in order, with retries so a
+// containerd restart does not drop them.
+import * as grpc from '@grpc/grpc-js';
+import { packAny } from '../proto/any';
+import { loadPackageDefinition } from '../proto/proto-root';
+import { log, errorMessage } from '../log/logger';
+
+export type TaskEventName =
+  | 'TaskCreate'
+  | 'TaskStart'
+  | 'TaskExit'
+  | 'TaskDelete'
+  | 'TaskExecAdded'
+  | 'TaskExecStarted'
+  | 'TaskPaused'
+  | 'TaskResumed'
+  | 'TaskCheckpointed'
+  | 'TaskOOM';
+
+const TOPICS: Record<TaskEventName, string> = {
+  TaskCreate: '/tasks/create',
+  TaskStart: '/tasks/start',
+  TaskExit: '/tasks/exit',
+  TaskDelete: '/tasks/delete',
+  TaskExecAdded: '/tasks/exec-added',
+  TaskExecStarted: '/tasks/exec-started',
+  TaskPaused: '/tasks/paused',
+  TaskResumed: '/tasks/resumed',
+  TaskCheckpointed: '/tasks/checkpointed',
+  TaskOOM: '/tasks/oom',
+};
+
+const MAX_ATTEMPTS = 30;
+const RETRY_DELAY_MS = 500;
+
+interface PublishClient extends grpc.Client {
+  Publish(request: object, metadata: grpc.Metadata, callback: (err: grpc.ServiceError | null) => void): void;
+}
+
+export interface EventSink {
+  publish(name: TaskEventName, event: object): void;
+}
+
+export class EventPublisher implements EventSink {
+  private readonly client: PublishClient;
+  private queue: Promise<void> = Promise.resolve();
+  private closed = false;
+
+  constructor(
+    containerdAddress: string,
+    private readonly namespace: string,
+  ) {
+    const pkg = grpc.loadPackageDefinition(loadPackageDefinition()) as unknown as {
+      containerd: { services: { events: { v1: { Events: grpc.ServiceClientConstructor } } } };
+    };
+    const Events = pkg.containerd.services.events.v1.Events;
+    const target = containerdAddress.startsWith('unix:') ? containerdAddress : `unix://${containerdAddress}`;
+    this.client = new Events(target, grpc.credentials.createInsecure()) as unknown as PublishClient;
+  }
+
+  publish(name: TaskEventName, event: object): void {
+    const request = { topic: TOPICS[name], event: packAny(`containerd.events.${name}`, event) };
+    this.queue = this.queue.then(() => this.send(request, name));
+  }
+
+  /** Resolves when everything queued so far has been sent or given up. */
+  flush(): Promise<void> {
+    return this.queue;
+  }
+
+  close(): void {
+    this.closed = true;
+    this.client.close();
+  }
+
+  private async send(request: object, name: TaskEventName): Promise<void> {
+    for (let attempt = 1; attempt <= MAX_ATTEMPTS && !this.closed; attempt++) {
+      const metadata = new grpc.Metadata();
+      metadata.set('containerd-namespace', this.namespace);
+      const err = await new Promise<grpc.ServiceError | null>((resolve) =>
+        this.client.Publish(request, metadata, (e) => resolve(e)),
+      );
+      if (!err) return;
+      log.warn(`publishing ${name} failed (attempt ${attempt})`, { error: errorMessage(err) });
+      await new Promise((resolve) => setTimeout(resolve, RETRY_DELAY_MS));
+    }
+    log.error(`gave up publishing ${name}`);
+  }
+}

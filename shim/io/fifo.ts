@@ -1,0 +1,47 @@
+// containerd's stdio fifos, opened so that no read or open ever blocks the event loop.
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import { promisify } from 'node:util';
+
+const openAsync = promisify(fs.open);
+const { O_RDONLY, O_WRONLY, O_RDWR, O_NONBLOCK } = fs.constants;
+
+/** A writer for a fifo containerd reads (stdout/stderr). As the runc shim does, a read end
+ * is held open too, so a containerd restart (reader gone for a while) does not break the
+ * copy with EPIPE. */
+export class FifoWriter {
+  private constructor(
+    readonly stream: net.Socket,
+    private readonly keepAliveFd: number,
+  ) {}
+
+  static async open(path: string): Promise<FifoWriter> {
+    let fd: number;
+    try {
+      fd = fs.openSync(path, O_WRONLY | O_NONBLOCK);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENXIO') throw err;
+      // No reader yet: wait for one in the thread pool rather than on the loop.
+      fd = await openAsync(path, O_WRONLY);
+    }
+    const keepAliveFd = fs.openSync(path, O_RDONLY | O_NONBLOCK);
+    const stream = new net.Socket({ fd, readable: false, writable: true });
+    return new FifoWriter(stream, keepAliveFd);
+  }
+
+  close(): void {
+    this.stream.end();
+    try {
+      fs.closeSync(this.keepAliveFd);
+    } catch {
+      /* already closed */
+    }
+  }
+}
+
+/** A reader for the stdin fifo containerd writes. Opened read-write so it never reads EOF
+ * just because no writer is there yet; containerd ends stdin with CloseIO. */
+export function openFifoReader(path: string): net.Socket {
+  const fd = fs.openSync(path, O_RDWR | O_NONBLOCK);
+  return new net.Socket({ fd, readable: true, writable: false });
+}

@@ -1,0 +1,45 @@
+// The subset of the OCI runtime spec (config.json) that pageshare reads or edits.
+// Unknown fields are kept as they are when a spec is rewritten.
+
+export interface OciProcess {
+  terminal?: boolean;
+  consoleSize?: { height: number; width: number };
+  user?: { uid: number; gid: number; additionalGids?: number[] };
+  args?: string[];
+  env?: string[];
+  cwd?: string;
+  [key: string]: unknown;
+}
+
+export interface OciMount {
+  destination: string;
+  type?: string;
+  source?: string;
+  options?: string[];
+}
+
+export interface OciHook {
+  path: string;
+  args?: string[];
+  env?: string[];
+  timeout?: number;
+}
+
+export interface OciLinux {
+  cgroupsPath?: string;
+  namespaces?: Array<{ type: string; path?: string }>;
+  resources?: Record<string, unknown>;
+  [key: string]: unknown;
+}
+
+export interface OciSpec {
+  ociVersion: string;
+  process?: OciProcess;
+  root?: { path: string; readonly?: boolean };
+  hostname?: string;
+  mounts?: OciMount[];
+  hooks?: Record<string, OciHook[] | undefined>;
+  annotations?: Record<string, string>;
+  linux?: OciLinux;
+  [key: string]: unknown;
+}
