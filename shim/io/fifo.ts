@@ -4,7 +4,7 @@ import * as net from 'node:net';
 import { promisify } from 'node:util';
 
 const openAsync = promisify(fs.open);
-const { O_RDONLY, O_WRONLY, O_RDWR, O_NONBLOCK } = fs.constants;
+const { O_RDONLY, O_WRONLY, O_NONBLOCK } = fs.constants;
 
 /** A writer for a fifo containerd reads (stdout/stderr). As the runc shim does, a read end
  * is held open too, so a containerd restart (reader gone for a while) does not break the
@@ -39,9 +39,11 @@ export class FifoWriter {
   }
 }
 
-/** A reader for the stdin fifo containerd writes. Opened read-write so it never reads EOF
- * just because no writer is there yet; containerd ends stdin with CloseIO. */
+/** A reader for the stdin fifo containerd writes. Non-blocking read-only: until a writer
+ * first connects, epoll reports nothing (Linux only reports hang-up on a fifo after a
+ * writer has come and gone), and when the client closes its end (ctr does so at EOF of
+ * its own stdin, without CloseIO) we read EOF and pass it on. */
 export function openFifoReader(path: string): net.Socket {
-  const fd = fs.openSync(path, O_RDWR | O_NONBLOCK);
+  const fd = fs.openSync(path, O_RDONLY | O_NONBLOCK);
   return new net.Socket({ fd, readable: true, writable: false });
 }

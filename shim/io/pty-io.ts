@@ -14,6 +14,8 @@ export class PtyIo implements Stdio {
   private stdout?: FifoWriter;
   private readonly copied: Promise<void>;
   private closed = false;
+  /** The stream closes the master fd itself after EIO; past that the number may be reused. */
+  private masterOpen = true;
 
   private constructor(
     private readonly masterFd: number,
@@ -28,14 +30,17 @@ export class PtyIo implements Stdio {
         if ((err as NodeJS.ErrnoException).code !== 'EIO') log.debug('pty read failed', { error: errorMessage(err) });
         resolve();
       });
-      this.master.on('close', () => resolve());
+      this.master.on('close', () => {
+        this.masterOpen = false;
+        resolve();
+      });
     });
     if (stdout) this.master.pipe(stdout.stream, { end: false });
     else this.master.resume();
     if (stdinPath) {
       this.stdin = openFifoReader(stdinPath);
       this.stdin.on('data', (chunk: Buffer) => {
-        if (!this.closed) this.master.write(chunk);
+        if (this.masterOpen) this.master.write(chunk);
       });
     }
   }
@@ -45,8 +50,9 @@ export class PtyIo implements Stdio {
     return new PtyIo(masterFd, stdout, paths.stdin);
   }
 
+  /** A resize after the process is gone changes nothing, as for the runc shim. */
   resize(width: number, height: number): void {
-    native.setWindowSize(this.masterFd, height, width);
+    if (this.masterOpen) native.setWindowSize(this.masterFd, height, width);
   }
 
   drained(): Promise<void> {

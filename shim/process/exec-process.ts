@@ -27,7 +27,11 @@ export class ExecProcess extends ShimProcess {
   }
 
   async start(): Promise<number> {
-    this.lifecycle.check('start');
+    await this.runStart(() => this.launch());
+    return this.pid;
+  }
+
+  private async launch(): Promise<void> {
     const workDir = fs.mkdtempSync(path.join(this.bundle, `.exec-${this.execId.slice(0, 32)}-`));
     const processFile = path.join(workDir, 'process.json');
     const pidFile = path.join(workDir, 'pid');
@@ -44,6 +48,7 @@ export class ExecProcess extends ShimProcess {
         stdio: io?.childStdio ?? {},
       });
       this.pid = Number(fs.readFileSync(pidFile, 'utf8').trim());
+      watchExit(this.pid, (exit) => this.setExited(exit));
       this.stdio = io ?? (await PtyIo.open(await master!, this.paths));
       io?.attach();
     } catch (err) {
@@ -53,9 +58,6 @@ export class ExecProcess extends ShimProcess {
     } finally {
       fs.rmSync(workDir, { recursive: true, force: true });
     }
-    this.lifecycle.apply('start');
-    watchExit(this.pid, (exit) => this.setExited(exit));
-    return this.pid;
   }
 
   kill(signal: number): void {

@@ -58,9 +58,7 @@ export class InitProcess extends ShimProcess {
   }
 
   async start(): Promise<void> {
-    this.lifecycle.check('start');
-    await this.runc.start(this.containerId);
-    this.lifecycle.apply('start');
+    await this.runStart(() => this.runc.start(this.containerId));
   }
 
   async kill(signal: number, all: boolean): Promise<void> {

@@ -14,6 +14,10 @@ export abstract class ShimProcess {
   private readonly exited: Promise<ExitStatus>;
   private resolveExited!: (exit: ExitStatus) => void;
   private readonly exitListeners: Array<(exit: ExitStatus) => void> = [];
+  /** An exit seen while a start was under way waits for it, so that the lifecycle reads
+   * created -> running -> stopped and TaskExit is never published before TaskStart. */
+  private starting = false;
+  private exitDuringStart: ExitStatus | undefined;
 
   protected constructor(
     readonly containerId: string,
@@ -40,11 +44,31 @@ export abstract class ShimProcess {
   /** Called once by the exit watcher. */
   protected setExited(exit: ExitStatus): void {
     if (this.exit) return;
+    if (this.starting) {
+      this.exitDuringStart = exit;
+      return;
+    }
     this.exit = exit;
     this.resolveExited(exit);
     if (this.lifecycle.state === 'deleted') return;
     this.lifecycle.apply('exit');
     for (const listener of this.exitListeners) listener(exit);
+  }
+
+  /** Runs the start transition: `launch` does the work, then the state becomes running. */
+  protected async runStart(launch: () => Promise<void>): Promise<void> {
+    this.lifecycle.check('start');
+    this.starting = true;
+    try {
+      await launch();
+      this.lifecycle.apply('start');
+    } finally {
+      this.starting = false;
+      const pending = this.exitDuringStart;
+      this.exitDuringStart = undefined;
+      // After the caller has published TaskStart (its continuation runs first).
+      if (pending) setImmediate(() => this.setExited(pending));
+    }
   }
 
   wait(): Promise<WaitResponse> {

@@ -169,7 +169,7 @@ export class TaskService {
   }
 
   private async resizePty(r: ResizePtyRequest): Promise<object> {
-    if (r.width <= 0 || r.height <= 0 || r.width > 0xffff || r.height > 0xffff) {
+    if (r.width > 0xffff || r.height > 0xffff) {
       throw new InvalidArgumentError(`ResizePty: invalid size ${r.width}x${r.height}`);
     }
     this.container(r.id).process(r.exec_id).resize(r.width, r.height);
