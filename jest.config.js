@@ -2,6 +2,8 @@
  * integration tests (a real containerd, runc and CRIU, started by the tests). */
 const tsJest = ['ts-jest', { tsconfig: 'tsconfig.json', isolatedModules: true }];
 module.exports = {
+  // jest reads testTimeout only here, not per project.
+  testTimeout: 180000,
   projects: [
     {
       displayName: 'unit',
@@ -14,7 +16,6 @@ module.exports = {
       testEnvironment: 'node',
       transform: { '^.+\\.ts$': tsJest },
       testMatch: ['<rootDir>/integration/**/*.test.ts'],
-      testTimeout: 180000,
     },
   ],
 };
