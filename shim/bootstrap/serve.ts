@@ -9,7 +9,8 @@ import { log, errorMessage } from '../log/logger';
 import { loadPackageDefinition } from '../proto/proto-root';
 import { TaskService } from '../service/task-service';
 import { bootstrapVersionFor, containerdVersion } from './containerd-version';
-import { shimServerFiles, type BootstrapParams } from './shim-socket';
+import { TtrpcServer } from '../ttrpc/ttrpc-server';
+import { shimServerFiles, type ServerEndpoints } from './shim-socket';
 
 /** An idle server lingers this long after its last container, so a `start` that just
  * found it alive is not left pointing at a socket that vanished. */
@@ -33,15 +34,18 @@ export async function serve(address: string, namespace: string): Promise<void> {
 
   const events = new EventPublisher(address, namespace);
   const server = new grpc.Server();
+  let ttrpc: TtrpcServer | undefined;
   let lingerTimer: NodeJS.Timeout | undefined;
   const exitIfIdle = (): void => {
     if (service.containerCount > 0) return;
     log.info('no containers left: shutting down');
     fs.rmSync(files.socket, { force: true });
+    fs.rmSync(files.ttrpcSocket, { force: true });
     fs.rmSync(files.bootstrap, { force: true });
     fs.rmSync(files.pid, { force: true });
     void events.flush().then(() => {
       server.forceShutdown();
+      ttrpc?.close();
       events.close();
       process.exit(0);
     });
@@ -51,13 +55,19 @@ export async function serve(address: string, namespace: string): Promise<void> {
     lingerTimer = setTimeout(exitIfIdle, IDLE_LINGER_MS);
   });
   const definition = loadPackageDefinition()['containerd.task.v3.Task'] as unknown as ServiceDefinition;
-  server.addService(definition, service.handlers());
+  const handlers = service.handlers();
+  server.addService(definition, handlers);
+  // Over ttrpc containerd names the service by task API version: v2 (bootstrap 2), v3 (3).
+  ttrpc = new TtrpcServer();
+  ttrpc.addService('containerd.task.v2.Task', definition, handlers);
+  ttrpc.addService('containerd.task.v3.Task', definition, handlers);
+  await ttrpc.listen(files.ttrpcSocket);
   fs.rmSync(files.socket, { force: true });
   await new Promise<void>((resolve, reject) =>
     server.bindAsync(`unix://${files.socket}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())),
   );
-  const bootstrap: BootstrapParams = { version, address: files.socket, protocol: 'grpc' };
-  fs.writeFileSync(files.bootstrap, JSON.stringify(bootstrap));
+  const endpoints: ServerEndpoints = { version, grpc: files.socket, ttrpc: files.ttrpcSocket };
+  fs.writeFileSync(files.bootstrap, JSON.stringify(endpoints));
   fs.writeFileSync(files.pid, String(process.pid));
   log.info(`serving ${namespace} on ${files.socket}`, { pid: process.pid });
   process.on('SIGTERM', () => {

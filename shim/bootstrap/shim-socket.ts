@@ -8,7 +8,9 @@ import * as path from 'node:path';
 export const SHIM_STATE_DIR = process.env['PAGESHARE_SHIM_DIR'] ?? '/run/pageshare/s';
 
 export interface ShimServerFiles {
+  /** gRPC socket. */
   socket: string;
+  ttrpcSocket: string;
   /** The bootstrap JSON the server wrote for containerd (its version decides 2 or 3). */
   bootstrap: string;
   lock: string;
@@ -19,7 +21,7 @@ export interface ShimServerFiles {
 export function shimServerFiles(containerdAddress: string, namespace: string): ShimServerFiles {
   const key = createHash('sha256').update(`${containerdAddress}\0${namespace}`).digest('hex').slice(0, 24);
   const base = path.join(SHIM_STATE_DIR, key);
-  return { socket: `${base}.sock`, bootstrap: `${base}.json`, lock: `${base}.lock`, log: `${base}.log`, pid: `${base}.pid` };
+  return { socket: `${base}.sock`, ttrpcSocket: `${base}.ttrpc`, bootstrap: `${base}.json`, lock: `${base}.lock`, log: `${base}.log`, pid: `${base}.pid` };
 }
 
 /** True when something accepts connections on the socket. */
@@ -40,5 +42,12 @@ export function isListening(socket: string, timeoutMs = 1000): Promise<boolean> 
 export interface BootstrapParams {
   version: 2 | 3;
   address: string;
-  protocol: 'grpc';
+  protocol: 'grpc' | 'ttrpc';
+}
+
+/** What the server records for `start`: containerd's bootstrap version and both endpoints. */
+export interface ServerEndpoints {
+  version: 2 | 3;
+  grpc: string;
+  ttrpc: string;
 }

@@ -6,7 +6,8 @@ import * as path from 'node:path';
 import * as native from '../native';
 import { RuntimeError } from '../errors/shim-error';
 import type { ShimFlags } from '../cli/shim-flags';
-import { isListening, shimServerFiles, type ShimServerFiles } from './shim-socket';
+import { chooseProtocol } from './protocol';
+import { isListening, shimServerFiles, type BootstrapParams, type ServerEndpoints, type ShimServerFiles } from './shim-socket';
 
 const SERVER_READY_TIMEOUT_MS = 15_000;
 
@@ -23,7 +24,13 @@ export async function startAction(flags: ShimFlags, entryScript: string): Promis
     if (!(await isListening(files.socket)) || !fs.existsSync(files.bootstrap)) {
       await launchServer(flags, files, entryScript);
     }
-    const bootstrap = fs.readFileSync(files.bootstrap, 'utf8');
+    const endpoints = JSON.parse(fs.readFileSync(files.bootstrap, 'utf8')) as ServerEndpoints;
+    const protocol = chooseProtocol(endpoints.version);
+    const params: BootstrapParams =
+      protocol === 'grpc'
+        ? { version: endpoints.version, address: endpoints.grpc, protocol }
+        : { version: endpoints.version, address: `unix://${endpoints.ttrpc}`, protocol };
+    const bootstrap = JSON.stringify(params);
     // containerd 1.7 finds a restarted daemon's shims through <bundle>/address.
     fs.writeFileSync(path.join(flags.bundle || process.cwd(), 'address'), bootstrap);
     return bootstrap;

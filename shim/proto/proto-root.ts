@@ -14,6 +14,7 @@ export const PROTO_FILES = [
   'containerd/runc/v1/options.proto',
   'containerd/runtimeoptions/v1/api.proto',
   'containerd/cgroups/v1/metrics.proto',
+  'ttrpc/ttrpc.proto',
 ];
 
 const LOADER_OPTIONS: protoLoader.Options = {
