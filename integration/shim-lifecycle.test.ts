@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { startContainerd, type Containerd } from './harness/containerd';
 import { buildBusyboxImage, importImage } from './harness/image';
-import { CONTAINERD_VERSIONS, PAGESHARE_RUNTIME } from './harness/paths';
+import { PAGESHARE_RUNTIME, type ContainerdVersion } from './harness/paths';
 import { run } from './harness/process';
 import { waitFor } from './harness/wait';
 
@@ -49,7 +49,16 @@ function shellQuote(args: readonly string[]): string {
   return args.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
 }
 
-describe.each(CONTAINERD_VERSIONS)('pageshare shim on containerd %s', (version) => {
+/** containerd 1.7 keeps a gRPC shim connection alive from the start (it dials blocking), so
+ * both protocols are exercised there; 2.x drops a gRPC shim whose fresh connection is still
+ * Idle (see shim/bootstrap/protocol.ts), so it is tested with ttrpc, which start chooses. */
+const SETUPS: Array<[ContainerdVersion, 'grpc' | 'ttrpc']> = [
+  ['1.7', 'grpc'],
+  ['1.7', 'ttrpc'],
+  ['2.1', 'ttrpc'],
+];
+
+describe.each(SETUPS)('pageshare shim on containerd %s over %s', (version, protocol) => {
   let containerd: Containerd;
   const ctr = (args: string[], input?: string) => containerd.ctr(args, input === undefined ? {} : { input });
   const ctrOk = (args: string[]) => containerd.ctrOk(args);
@@ -68,7 +77,7 @@ describe.each(CONTAINERD_VERSIONS)('pageshare shim on containerd %s', (version) 
   }
 
   beforeAll(async () => {
-    containerd = await startContainerd({ version });
+    containerd = await startContainerd({ version, env: { PAGESHARE_SHIM_PROTOCOL: protocol } });
     await importImage(containerd, imageTar);
   });
 
@@ -81,14 +90,14 @@ describe.each(CONTAINERD_VERSIONS)('pageshare shim on containerd %s', (version) 
     expect(r.code).toBe(3);
     expect(r.stdout).toContain('to-stdout');
     expect(r.stderr).toContain('to-stderr');
-    const killed = await ctr(['run', '--rm', ...RT, IMAGE, 'killed', 'sh', '-c', 'kill -9 $$']);
-    expect(killed.code).toBe(137);
+    // (A container's init ignores SIGKILL from inside its own pid namespace; a signal death
+    // seen from outside is covered by the kill test below.)
     const ok = await ctr(['run', '--rm', ...RT, IMAGE, 'ok', 'true']);
     expect(ok.code).toBe(0);
   });
 
   it('passes stdin through and closes it when the client does', async () => {
-    const r = await ctr(['run', '--rm', '-i', ...RT, IMAGE, 'stdin', 'sh', '-c', 'wc -c; exit 7'], 'twelve bytes');
+    const r = await ctr(['run', '--rm', ...RT, IMAGE, 'stdin', 'sh', '-c', 'wc -c; exit 7'], 'twelve bytes');
     expect(r.code).toBe(7);
     expect(r.stdout.trim()).toBe('12');
   });
@@ -98,6 +107,9 @@ describe.each(CONTAINERD_VERSIONS)('pageshare shim on containerd %s', (version) 
     const task = (await containerd.tasks()).find((t) => t.id === 'd1');
     expect(task?.status).toBe('RUNNING');
     const initPid = task!.pid;
+    // containerd connected over the protocol this setup asked for.
+    const bootstrap = JSON.parse(fs.readFileSync(path.join(containerd.state, 'io.containerd.runtime.v2.task', 'default', 'd1', 'address'), 'utf8')) as { protocol: string };
+    expect(bootstrap.protocol).toBe(protocol);
     // The shim server is the child subreaper that reaps the container's init.
     const shimPid = parentOf(initPid);
     expect(fs.readFileSync(`/proc/${shimPid}/cmdline`, 'latin1')).toContain('serve');
@@ -136,7 +148,8 @@ describe.each(CONTAINERD_VERSIONS)('pageshare shim on containerd %s', (version) 
 
     await ctrOk(['task', 'kill', '-s', 'SIGKILL', 'd1']);
     await waitFor(async () => (await containerd.taskStatus('d1')) === 'STOPPED', { timeoutMs: 10_000 });
-    await ctrOk(['task', 'rm', 'd1']);
+    const rm = await ctrOk(['task', 'rm', 'd1']);
+    expect(rm.stderr).toContain('exit code 137'); // 128 + SIGKILL
     await ctrOk(['container', 'rm', 'd1']);
     expect(alive(initPid)).toBe(false);
     expect(await containerd.taskStatus('d1')).toBeUndefined();
@@ -150,15 +163,15 @@ describe.each(CONTAINERD_VERSIONS)('pageshare shim on containerd %s', (version) 
   });
 
   it('writes output to file:// and binary:// log URIs', async () => {
-    const logFile = path.join(workDir, `file-${version}.log`);
+    const logFile = path.join(workDir, `file-${version}-${protocol}.log`);
     await ctrOk(['run', '--rm', '--log-uri', `file://${logFile}`, ...RT, IMAGE, 'flog', 'sh', '-c', 'echo into-file; echo err-into-file >&2']);
     await waitFor(() => fs.existsSync(logFile) && fs.readFileSync(logFile, 'utf8').includes('err-into-file'), { timeoutMs: 10_000 });
     expect(fs.readFileSync(logFile, 'utf8')).toContain('into-file');
 
     const logger = path.join(workDir, 'logger.sh');
-    const binOut = path.join(workDir, `binary-${version}.log`);
+    const binOut = path.join(workDir, `binary-${version}-${protocol}.log`);
     // containerd's binary logging protocol: stdout on fd 3, stderr on fd 4, close fd 5 when ready.
-    fs.writeFileSync(logger, '#!/bin/sh\nout="$2"\necho "id=$CONTAINER_ID ns=$CONTAINER_NAMESPACE" >> "$out"\ncat <&3 >> "$out" &\ncat <&4 >> "$out" &\nexec 5>&-\nwait\n', { mode: 0o755 });
+    fs.writeFileSync(logger, '#!/bin/sh\nout="$2"\nexec 5>&-\necho "id=$CONTAINER_ID ns=$CONTAINER_NAMESPACE" >> "$out"\ncat <&3 >> "$out" &\ncat <&4 >> "$out" &\nwait\n', { mode: 0o755 });
     await ctrOk(['run', '--rm', '--log-uri', `binary://${logger}?out=${binOut}`, ...RT, IMAGE, 'blog', 'sh', '-c', 'echo via-binary']);
     await waitFor(() => fs.existsSync(binOut) && fs.readFileSync(binOut, 'utf8').includes('via-binary'), { timeoutMs: 10_000 });
     expect(fs.readFileSync(binOut, 'utf8')).toContain('id=blog ns=default');
