@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 NODE := $(shell command -v node)
 NATIVE := native/build/Release/pageshare_native.node
-TS_SOURCES := $(shell find shim integration bench oci-hooks -name '*.ts' 2>/dev/null)
+TS_SOURCES := $(shell find shim integration bench demo oci-hooks -name '*.ts' 2>/dev/null)
 
 .PHONY: build deps test test-unit test-integration demo bench clean
 
@@ -44,7 +44,7 @@ test-integration: build
 	npx --no-install jest --selectProjects integration --runInBand
 
 demo: build
-	$(NODE) dist/bench/demo.js
+	$(NODE) dist/demo/demo.js
 
 bench: build
 	$(NODE) dist/bench/run.js

@@ -11,9 +11,10 @@ import { isListening, shimServerFiles, type BootstrapParams, type ServerEndpoint
 
 const SERVER_READY_TIMEOUT_MS = 15_000;
 
-/** V8 settings for a small, long-lived server: the heap stays small and young-generation
- * semispaces are tiny (the shim holds little state). */
-export const SERVER_NODE_FLAGS = ['--max-semi-space-size=1', '--max-old-space-size=96', '--single-threaded-gc'];
+/** V8 settings for a small, long-lived server that holds little state and is not CPU-bound:
+ * tiny young generation, one GC thread, and no optimizing JIT (--lite-mode). Measured here:
+ * anonymous memory of an idle server 19 MiB with the first three, 14-15 MiB with all four. */
+export const SERVER_NODE_FLAGS = ['--max-semi-space-size=1', '--max-old-space-size=96', '--single-threaded-gc', '--lite-mode'];
 
 export async function startAction(flags: ShimFlags, entryScript: string): Promise<string> {
   const files = shimServerFiles(flags.address, flags.namespace);

@@ -1,0 +1,92 @@
+// `make demo`: a private containerd, a container on pageshare, and what the shim does for it.
+// Everything it starts lives in a temp dir and is removed at the end.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { startContainerd, type Containerd } from '../integration/harness/containerd';
+import { buildBusyboxImage, importImage } from '../integration/harness/image';
+import { PAGESHARE_RUNTIME } from '../integration/harness/paths';
+import { waitFor } from '../integration/harness/wait';
+
+const IMAGE = 'docker.io/library/pageshare-demo:latest';
+const RT = ['--runtime', PAGESHARE_RUNTIME];
+
+function step(title: string): void {
+  process.stdout.write(`\n== ${title}\n`);
+}
+
+function show(text: string): void {
+  const body = text.trimEnd();
+  if (body) process.stdout.write(body.split('\n').map((l) => `   ${l}`).join('\n') + '\n');
+}
+
+function parentOf(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+}
+
+function memoryOf(pid: number): string {
+  const rollup = fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+  const kb = (key: string): number => Number(new RegExp(`^${key}:\\s+(\\d+)`, 'm').exec(rollup)?.[1] ?? 0);
+  return `RSS ${(kb('Rss') / 1024).toFixed(1)} MiB, PSS ${(kb('Pss') / 1024).toFixed(1)} MiB (anon ${(kb('Pss_Anon') / 1024).toFixed(1)})`;
+}
+
+async function main(): Promise<void> {
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'psdemo-'));
+  let containerd: Containerd | undefined;
+  try {
+    step('Starting a private containerd 1.7 with pageshare on its PATH');
+    containerd = await startContainerd({ version: '1.7', logLevel: 'info' });
+    show(`address ${containerd.address}`);
+
+    step('Building a busybox image locally (no registry) and importing it');
+    const tar = path.join(work, 'image.tar');
+    await buildBusyboxImage(tar, IMAGE);
+    await importImage(containerd, tar);
+    show(IMAGE);
+
+    step(`ctr run --rm --runtime ${PAGESHARE_RUNTIME} ... sh -c 'echo hello from pageshare; exit 3'`);
+    const once = await containerd.ctr(['run', '--rm', ...RT, IMAGE, 'demo-once', 'sh', '-c', 'echo hello from pageshare; exit 3']);
+    show(once.stdout);
+    show(`exit status: ${once.code}`);
+
+    step('Three detached containers: one shim server serves the whole namespace');
+    for (const id of ['demo-a', 'demo-b', 'demo-c']) {
+      await containerd.ctrOk(['run', '-d', ...RT, IMAGE, id, 'sh', '-c', 'while true; do sleep 1; done']);
+    }
+    const tasks = await containerd.tasks();
+    show((await containerd.ctrOk(['task', 'ls'])).stdout);
+    const servers = new Set(tasks.map((t) => parentOf(t.pid)));
+    for (const pid of servers) show(`shim server pid ${pid} (parent and reaper of ${tasks.length} container inits): ${memoryOf(pid)}`);
+
+    step('exec, ps, pause/resume, metrics');
+    show((await containerd.ctr(['task', 'exec', '--exec-id', 'hello', 'demo-a', 'sh', '-c', 'echo "exec in $(hostname), pid $$"'])).stdout);
+    show((await containerd.ctrOk(['task', 'ps', 'demo-a'])).stdout);
+    await containerd.ctrOk(['task', 'pause', 'demo-b']);
+    show(`demo-b after pause: ${await containerd.taskStatus('demo-b')}`);
+    await containerd.ctrOk(['task', 'resume', 'demo-b']);
+    show(`demo-b after resume: ${await containerd.taskStatus('demo-b')}`);
+    show((await containerd.ctrOk(['task', 'metrics', 'demo-c'])).stdout.split('\n').slice(0, 6).join('\n'));
+
+    step('Killing and removing the containers; the idle shim server then exits');
+    for (const id of ['demo-a', 'demo-b', 'demo-c']) {
+      await containerd.ctrOk(['task', 'kill', '-s', 'SIGKILL', id]);
+      await waitFor(async () => (await containerd!.taskStatus(id)) === 'STOPPED', { timeoutMs: 10_000 });
+      await containerd.ctr(['task', 'rm', id]);
+      await containerd.ctrOk(['container', 'rm', id]);
+    }
+    for (const pid of servers) {
+      await waitFor(() => !fs.existsSync(`/proc/${pid}`), { timeoutMs: 15_000 });
+      show(`shim server ${pid} exited`);
+    }
+    step('Done. Checkpoint/restore with the shared page store comes with the next issues.');
+  } finally {
+    await containerd?.stop();
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`demo failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+  process.exitCode = 1;
+});
