@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DEFAULT_RUNC_ROOTS, existingDirs, removeCreatedEmptyDirs, sweep } from './cleanup';
 import { containerdBinDir, daemonPath, depPaths, type ContainerdVersion } from './paths';
+import { removeStaleServerFiles } from '../../shim/bootstrap/shim-socket';
 import { CommandError, Daemon, run, type RunOptions, type RunResult } from './process';
 import { WaitAbortedError, waitFor } from './wait';
 
@@ -289,6 +290,8 @@ export class Containerd {
       await sweep(this.tmpDir, depPaths().RUNC, DEFAULT_RUNC_ROOTS);
     } finally {
       removeCreatedEmptyDirs(this.hostDirsBefore);
+      // pageshare servers of this containerd were killed above: drop their files too.
+      removeStaleServerFiles();
     }
   }
 

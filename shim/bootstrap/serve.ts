@@ -5,12 +5,12 @@ import * as grpc from '@grpc/grpc-js';
 import type { ServiceDefinition } from '@grpc/grpc-js';
 import * as native from '../native';
 import { EventPublisher } from '../events/event-publisher';
-import { log, errorMessage } from '../log/logger';
+import { log, errorMessage, problemCount } from '../log/logger';
 import { loadPackageDefinition } from '../proto/proto-root';
 import { TaskService } from '../service/task-service';
 import { bootstrapVersionFor, containerdVersion } from './containerd-version';
 import { TtrpcServer } from '../ttrpc/ttrpc-server';
-import { shimServerFiles, type ServerEndpoints } from './shim-socket';
+import { removeServerFiles, shimServerFiles, type ServerEndpoints } from './shim-socket';
 
 /** An idle server lingers this long after its last container, so a `start` that just
  * found it alive is not left pointing at a socket that vanished. */
@@ -39,10 +39,7 @@ export async function serve(address: string, namespace: string): Promise<void> {
   const exitIfIdle = (): void => {
     if (service.containerCount > 0) return;
     log.info('no containers left: shutting down');
-    fs.rmSync(files.socket, { force: true });
-    fs.rmSync(files.ttrpcSocket, { force: true });
-    fs.rmSync(files.bootstrap, { force: true });
-    fs.rmSync(files.pid, { force: true });
+    removeServerFiles(files, problemCount() > 0);
     void events.flush().then(() => {
       server.forceShutdown();
       ttrpc?.close();
@@ -71,7 +68,8 @@ export async function serve(address: string, namespace: string): Promise<void> {
   fs.writeFileSync(files.pid, String(process.pid));
   log.info(`serving ${namespace} on ${files.socket}`, { pid: process.pid });
   process.on('SIGTERM', () => {
-    log.info('SIGTERM: exiting; running containers keep running and are cleaned up by containerd');
+    log.info('SIGTERM: exiting; containerd cleans up the containers it still knew through `delete`');
+    removeServerFiles(files, problemCount() > 0);
     process.exit(0);
   });
   signalReady();

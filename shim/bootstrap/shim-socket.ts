@@ -2,6 +2,7 @@
 // namespace (as the runc shim groups a pod's containers): the name is derived from
 // containerd's address and the namespace, and kept short for sun_path.
 import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 
@@ -13,15 +14,18 @@ export interface ShimServerFiles {
   ttrpcSocket: string;
   /** The bootstrap JSON the server wrote for containerd (its version decides 2 or 3). */
   bootstrap: string;
-  lock: string;
   log: string;
   pid: string;
 }
 
+/** `start` holds this while it checks for or launches a server (any namespace): launches
+ * are rare and short, and one lock leaves nothing behind per namespace. */
+export const START_LOCK = path.join(SHIM_STATE_DIR, '.start.lock');
+
 export function shimServerFiles(containerdAddress: string, namespace: string): ShimServerFiles {
   const key = createHash('sha256').update(`${containerdAddress}\0${namespace}`).digest('hex').slice(0, 24);
   const base = path.join(SHIM_STATE_DIR, key);
-  return { socket: `${base}.sock`, ttrpcSocket: `${base}.ttrpc`, bootstrap: `${base}.json`, lock: `${base}.lock`, log: `${base}.log`, pid: `${base}.pid` };
+  return { socket: `${base}.sock`, ttrpcSocket: `${base}.ttrpc`, bootstrap: `${base}.json`, log: `${base}.log`, pid: `${base}.pid` };
 }
 
 /** True when something accepts connections on the socket. */
@@ -50,4 +54,39 @@ export interface ServerEndpoints {
   version: 2 | 3;
   grpc: string;
   ttrpc: string;
+}
+
+export function removeServerFiles(files: ShimServerFiles, keepLog = false): void {
+  for (const f of [files.socket, files.ttrpcSocket, files.bootstrap, files.pid, ...(keepLog ? [] : [files.log])]) {
+    fs.rmSync(f, { force: true });
+  }
+}
+
+function isShimServer(pid: number): boolean {
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes('serve');
+  } catch {
+    return false;
+  }
+}
+
+/** Removes the files of servers that died without cleaning up (SIGKILL, a crash), logs
+ * included (a crash's log stays until the next server is launched on this host).
+ * Call with START_LOCK held, so no server is being launched meanwhile. */
+export function removeStaleServerFiles(): string[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(SHIM_STATE_DIR);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const name of names.filter((n) => n.endsWith('.pid'))) {
+    const base = path.join(SHIM_STATE_DIR, name.slice(0, -'.pid'.length));
+    const pid = Number(fs.readFileSync(`${base}.pid`, 'utf8').trim());
+    if (pid > 0 && isShimServer(pid)) continue;
+    removeServerFiles({ socket: `${base}.sock`, ttrpcSocket: `${base}.ttrpc`, bootstrap: `${base}.json`, log: `${base}.log`, pid: `${base}.pid` });
+    removed.push(base);
+  }
+  return removed;
 }

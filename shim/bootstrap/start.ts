@@ -7,7 +7,7 @@ import * as native from '../native';
 import { RuntimeError } from '../errors/shim-error';
 import type { ShimFlags } from '../cli/shim-flags';
 import { chooseProtocol } from './protocol';
-import { isListening, shimServerFiles, type BootstrapParams, type ServerEndpoints, type ShimServerFiles } from './shim-socket';
+import { START_LOCK, isListening, removeStaleServerFiles, shimServerFiles, type BootstrapParams, type ServerEndpoints, type ShimServerFiles } from './shim-socket';
 
 const SERVER_READY_TIMEOUT_MS = 15_000;
 
@@ -19,10 +19,11 @@ export const SERVER_NODE_FLAGS = ['--max-semi-space-size=1', '--max-old-space-si
 export async function startAction(flags: ShimFlags, entryScript: string): Promise<string> {
   const files = shimServerFiles(flags.address, flags.namespace);
   fs.mkdirSync(path.dirname(files.socket), { recursive: true, mode: 0o711 });
-  const lockFd = fs.openSync(files.lock, 'a');
+  const lockFd = fs.openSync(START_LOCK, 'a');
   try {
     native.flock(lockFd, true, true);
     if (!(await isListening(files.socket)) || !fs.existsSync(files.bootstrap)) {
+      removeStaleServerFiles();
       await launchServer(flags, files, entryScript);
     }
     const endpoints = JSON.parse(fs.readFileSync(files.bootstrap, 'utf8')) as ServerEndpoints;

@@ -3,6 +3,12 @@
 type Level = 'debug' | 'info' | 'warn' | 'error';
 
 let debugEnabled = false;
+let problems = 0;
+
+/** How many warnings and errors were logged: a server that had none removes its log on exit. */
+export function problemCount(): number {
+  return problems;
+}
 
 export function enableDebug(on: boolean): void {
   debugEnabled = on;
@@ -10,6 +16,7 @@ export function enableDebug(on: boolean): void {
 
 function write(level: Level, message: string, fields?: Record<string, unknown>): void {
   if (level === 'debug' && !debugEnabled) return;
+  if (level === 'warn' || level === 'error') problems++;
   const extra = fields ? ' ' + JSON.stringify(fields) : '';
   process.stderr.write(`${new Date().toISOString()} ${level} ${message}${extra}\n`);
 }
