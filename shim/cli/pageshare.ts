@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command } from 'commander';
 import { SHIM_STATE_DIR, isListening } from '../bootstrap/shim-socket';
-import { SHIM_VERSION } from '../service/task-service';
+import { SHIM_VERSION } from '../version';
 
 interface ShimServerInfo {
   socket: string;

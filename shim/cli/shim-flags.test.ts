@@ -75,12 +75,7 @@ describe('parseShimFlags', () => {
     expect(parseShimFlags(['-debug', 'start'])).toEqual({ ...DEFAULTS, debug: true, action: 'start' });
   });
 
-  // BUG: Go's flag package parses a boolean's inline value with strconv.ParseBool (1, t, T,
-  // TRUE, true, True are true; 0, f, F, FALSE, false, False are false; anything else is an
-  // error). parseShimFlags treats only the exact string "true" as true and everything else
-  // as false, so `-debug=1` / `-debug=TRUE` silently turn debug off and `-debug=yes` is not
-  // refused. Failing input: parseShimFlags(['-debug=1']).debug === false.
-  it.failing('reads boolean inline values as Go does (strconv.ParseBool)', () => {
+  it('reads boolean inline values as Go does (strconv.ParseBool)', () => {
     expect(parseShimFlags(['-debug=1']).debug).toBe(true);
     expect(parseShimFlags(['-debug=TRUE']).debug).toBe(true);
     expect(parseShimFlags(['-v=t']).version).toBe(true);

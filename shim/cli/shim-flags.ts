@@ -27,6 +27,15 @@ const STRING_FLAGS: Record<string, keyof ShimFlags> = {
 };
 const BOOLEAN_FLAGS: Record<string, keyof ShimFlags> = { debug: 'debug', v: 'version' };
 const ACTIONS: readonly ShimAction[] = ['start', 'delete', 'serve'];
+/** Go's strconv.ParseBool, which its flag package uses for `-flag=value`. */
+const GO_TRUE = ['1', 't', 'T', 'TRUE', 'true', 'True'];
+const GO_FALSE = ['0', 'f', 'F', 'FALSE', 'false', 'False'];
+
+function parseGoBool(name: string, value: string): boolean {
+  if (GO_TRUE.includes(value)) return true;
+  if (GO_FALSE.includes(value)) return false;
+  throw new InvalidArgumentError(`invalid boolean value "${value}" for -${name}`);
+}
 
 export function parseShimFlags(argv: readonly string[]): ShimFlags {
   const flags: ShimFlags = {
@@ -61,7 +70,7 @@ export function parseShimFlags(argv: readonly string[]): ShimFlags {
       if (value === undefined) throw new InvalidArgumentError(`flag -${name} needs a value`);
       values[stringKey] = value;
     } else if (booleanKey) {
-      values[booleanKey] = inline === undefined ? true : inline === 'true';
+      values[booleanKey] = inline === undefined ? true : parseGoBool(name, inline);
     } else {
       throw new InvalidArgumentError(`unknown flag -${name}`);
     }

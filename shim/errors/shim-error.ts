@@ -1,6 +1,19 @@
 // Errors the shim returns to containerd. Each has a stable string code and maps to one
 // gRPC status; containerd turns those statuses back into errdefs (NotFound, ...).
-import { status as GrpcStatus } from '@grpc/grpc-js';
+// (The status numbers are gRPC's; grpc-js is not imported here because `start`, which runs
+// once per container, must stay light.)
+
+/** gRPC status codes used by the shim (the same numbers over ttrpc). */
+export enum GrpcStatus {
+  OK = 0,
+  UNKNOWN = 2,
+  INVALID_ARGUMENT = 3,
+  NOT_FOUND = 5,
+  ALREADY_EXISTS = 6,
+  FAILED_PRECONDITION = 9,
+  UNIMPLEMENTED = 12,
+  INTERNAL = 13,
+}
 
 export type ShimErrorCode =
   | 'NOT_FOUND'

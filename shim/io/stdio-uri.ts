@@ -12,12 +12,13 @@ export function parseStdioTarget(value: string): StdioTarget {
   if (!value) return { kind: 'none' };
   if (!value.includes('://')) return { kind: 'fifo', path: value };
   let url: URL;
+  let path: string;
   try {
     url = new URL(value);
+    path = decodeURIComponent(url.pathname);
   } catch {
     throw new InvalidArgumentError(`malformed stdio URI "${value}"`);
   }
-  const path = decodeURIComponent(url.pathname);
   switch (url.protocol) {
     case 'fifo:':
       return { kind: 'fifo', path };

@@ -18,7 +18,7 @@ import type {
   UpdateTaskRequest,
 } from '../proto/messages';
 
-export const SHIM_VERSION = '0.1.0';
+import { SHIM_VERSION } from '../version';
 
 type Handler = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => void;
 
@@ -70,7 +70,7 @@ export class TaskService {
             if (!(err instanceof ShimError) || err.code === 'RUNTIME_FAILED' || err.code === 'INTERNAL') {
               log.error(`${name} failed`, { error: errorMessage(err) });
             }
-            callback({ code: grpcStatusOf(err), details: errorMessage(err) });
+            callback({ code: grpcStatusOf(err) as number, details: errorMessage(err) });
           },
         );
       };

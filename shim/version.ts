@@ -1,0 +1,1 @@
+export const SHIM_VERSION = '0.1.0';
