@@ -23,10 +23,9 @@ dist/.built: $(TS_SOURCES) tsconfig.json node_modules/.installed
 	npx --no-install tsc -p tsconfig.json
 	@touch $@
 
-bin/containerd-shim-pageshare-v1: dist/.built
+bin/containerd-shim-pageshare-v1: shim/bin/containerd-shim-pageshare-v1.sh dist/.built
 	@mkdir -p bin
-	@printf '#!/bin/sh\nexec %s %s "$$@"\n' "$(NODE)" "$(CURDIR)/dist/shim/main.js" > $@
-	@chmod +x $@
+	@sed -e 's#@NODE@#$(NODE)#' -e 's#@MAIN@#$(CURDIR)/dist/shim/main.js#' $< > $@.tmp && chmod +x $@.tmp && mv $@.tmp $@
 
 bin/pageshare: dist/.built
 	@mkdir -p bin
