@@ -143,6 +143,10 @@ describe.each(SETUPS)('pageshare shim on containerd %s over %s', (version, proto
     const metrics = (await ctrOk(['task', 'metrics', 'd1'])).stdout;
     expect(metrics).toMatch(/memory\.usage_in_bytes\s+[1-9]\d*/);
 
+    // Update passes the OCI resources to `runc update`: the cgroup limit follows.
+    await ctrOk(['task', 'update', '--memory-limit', String(96 << 20), 'd1']);
+    expect((await ctrOk(['task', 'metrics', 'd1'])).stdout).toMatch(new RegExp(`memory\\.limit_in_bytes\\s+${96 << 20}\\b`));
+
     const rmRunning = await ctr(['task', 'rm', 'd1']);
     expect(rmRunning.code).not.toBe(0);
 

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { DEFAULT_RUNC_ROOTS, existingDirs, removeCreatedEmptyDirs, sweep } from './cleanup';
 import { containerdBinDir, daemonPath, depPaths, type ContainerdVersion } from './paths';
 import { removeStaleServerFiles } from '../../shim/bootstrap/shim-socket';
-import { CommandError, Daemon, run, type RunOptions, type RunResult } from './process';
+import { CommandError, Daemon, fileTail, run, type RunOptions, type RunResult } from './process';
 import { WaitAbortedError, waitFor } from './wait';
 
 export interface ContainerdOptions {
@@ -222,11 +222,7 @@ export class Containerd {
 
   /** The last lines of containerd's log (for error messages). */
   logTail(lines = 40): string {
-    try {
-      return fs.readFileSync(this.logPath, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
-    } catch {
-      return '(no log)';
-    }
+    return fileTail(this.logPath, lines);
   }
 
   /** Runs `ctr --address SOCK --namespace NS args...`; resolves whatever the exit code. */

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { existingDirs, removeCreatedEmptyDirs, sweep } from './cleanup';
 import type { Containerd } from './containerd';
 import { daemonPath, depPaths } from './paths';
-import { CommandError, Daemon, run, type RunOptions, type RunResult } from './process';
+import { CommandError, Daemon, fileTail, run, type RunOptions, type RunResult } from './process';
 import { WaitAbortedError, waitFor } from './wait';
 
 /** containerd namespace dockerd uses. */
@@ -142,11 +142,7 @@ export class Docker {
   }
 
   logTail(lines = 40): string {
-    try {
-      return fs.readFileSync(this.logPath, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
-    } catch {
-      return '(no log)';
-    }
+    return fileTail(this.logPath, lines);
   }
 
   /** Runs the docker CLI against this daemon; resolves whatever the exit code. */
