@@ -9,7 +9,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { startContainerd, type Containerd } from './harness/containerd';
 import { buildBusyboxImage, importImage } from './harness/image';
-import { PAGESHARE_RUNTIME, type ContainerdVersion } from './harness/paths';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { PAGESHARE_RUNTIME, repoRoot, type ContainerdVersion } from './harness/paths';
 import { run } from './harness/process';
 import { waitFor } from './harness/wait';
 
@@ -30,6 +32,23 @@ beforeAll(async () => {
 afterAll(() => {
   if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
 });
+
+/** containerd's Tasks.Update (ctr has no command for it), which reaches the shim's Update. */
+async function updateMemoryLimit(containerd: Containerd, id: string, bytes: number): Promise<void> {
+  const definition = protoLoader.loadSync('containerd/services/tasks/v1/tasks.proto', { keepCase: true, includeDirs: [path.join(repoRoot(), 'proto')] });
+  const pkg = grpc.loadPackageDefinition(definition) as unknown as { containerd: { services: { tasks: { v1: { Tasks: grpc.ServiceClientConstructor } } } } };
+  const client = new pkg.containerd.services.tasks.v1.Tasks(`unix://${containerd.address}`, grpc.credentials.createInsecure()) as unknown as grpc.Client & {
+    Update(request: object, metadata: grpc.Metadata, callback: (err: grpc.ServiceError | null) => void): void;
+  };
+  const metadata = new grpc.Metadata();
+  metadata.set('containerd-namespace', 'default');
+  const resources = { type_url: 'types.containerd.io/opencontainers/runtime-spec/1/LinuxResources', value: Buffer.from(JSON.stringify({ memory: { limit: bytes } })) };
+  try {
+    await new Promise<void>((resolve, reject) => client.Update({ container_id: id, resources }, metadata, (err) => (err ? reject(err) : resolve())));
+  } finally {
+    client.close();
+  }
+}
 
 function parentOf(pid: number): number {
   const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
@@ -144,7 +163,7 @@ describe.each(SETUPS)('pageshare shim on containerd %s over %s', (version, proto
     expect(metrics).toMatch(/memory\.usage_in_bytes\s+[1-9]\d*/);
 
     // Update passes the OCI resources to `runc update`: the cgroup limit follows.
-    await ctrOk(['task', 'update', '--memory-limit', String(96 << 20), 'd1']);
+    await updateMemoryLimit(containerd, 'd1', 96 << 20);
     expect((await ctrOk(['task', 'metrics', 'd1'])).stdout).toMatch(new RegExp(`memory\\.limit_in_bytes\\s+${96 << 20}\\b`));
 
     const rmRunning = await ctr(['task', 'rm', 'd1']);
