@@ -2,6 +2,9 @@
 // driver. The task service only finds containers and calls them.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { RawArchive, type CheckpointArchive } from '../checkpoint/checkpoint-archive';
+import { parseCheckpointRequest } from '../checkpoint/checkpoint-request';
+import { makeScratchDir } from '../checkpoint/scratch-dir';
 import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../errors/shim-error';
 import type { EventSink } from '../events/event-publisher';
 import { log, errorMessage } from '../log/logger';
@@ -29,15 +32,17 @@ export class Container {
     readonly init: InitProcess,
     private readonly runc: RuncDriver,
     private readonly events: EventSink,
-  ) {}
+  ) {
+    this.watchInitExit();
+  }
 
   static async create(request: CreateTaskRequest, namespace: string, events: EventSink): Promise<Container> {
     const bundle = request.bundle;
     if (!path.isAbsolute(bundle) || !fs.existsSync(path.join(bundle, 'config.json'))) {
       throw new InvalidArgumentError(`bundle ${bundle} has no config.json`);
     }
-    if (request.checkpoint) {
-      throw new FailedPreconditionError(`restoring ${request.id} from checkpoint ${request.checkpoint} is not supported yet`);
+    if (request.checkpoint && !fs.existsSync(request.checkpoint)) {
+      throw new InvalidArgumentError(`checkpoint ${request.checkpoint} for ${request.id} does not exist`);
     }
     const options: RuntimeOptions = parseRuntimeOptions(request.options, namespace);
     saveRuntimeOptions(bundle, options);
@@ -47,22 +52,41 @@ export class Container {
       path.join(bundle, 'log.json'),
     );
     const paths = { stdin: request.stdin, stdout: request.stdout, stderr: request.stderr };
-    const init = new InitProcess(request.id, paths, request.terminal, bundle, runc, { containerId: request.id, namespace });
+    const restoreSource = request.checkpoint
+      ? { checkpointDir: request.checkpoint, archive: Container.archive, scratchDir: makeScratchDir('restore', request.id) }
+      : undefined;
+    const init = new InitProcess(
+      request.id,
+      paths,
+      request.terminal,
+      bundle,
+      runc,
+      { containerId: request.id, namespace },
+      { noPivot: options.noPivot, noNewKeyring: options.noNewKeyring },
+      restoreSource,
+    );
     await mountRootfs(bundle, request.rootfs);
     try {
-      await init.create({ noPivot: options.noPivot, noNewKeyring: options.noNewKeyring });
+      await init.create();
     } catch (err) {
       await unmountRootfs(bundle);
       throw err;
     }
     const container = new Container(request.id, bundle, namespace, init, runc, events);
-    container.watch();
+    if (init.pid) container.watchCgroup();
     return container;
   }
 
-  private watch(): void {
+  /** How checkpoints are kept: the raw archive until the page store is wired in. */
+  static archive: CheckpointArchive = new RawArchive();
+
+  /** Stats and OOM notifications need the init's cgroup, known once it has a pid. */
+  private watchCgroup(): void {
     this.cgroup = new CgroupV1(cgroupPathsOf(this.init.pid));
     this.stopOomWatch = watchOom(this.cgroup, () => this.events.publish('TaskOOM', { container_id: this.id }));
+  }
+
+  private watchInitExit(): void {
     this.init.onExit((exit) => {
       this.events.publish('TaskExit', {
         container_id: this.id,
@@ -113,6 +137,7 @@ export class Container {
   async start(execId: string): Promise<number> {
     if (!execId) {
       await this.init.start();
+      if (!this.cgroup) this.watchCgroup();
       return this.init.pid;
     }
     const exec = this.process(execId) as ExecProcess;
@@ -133,6 +158,13 @@ export class Container {
       await unmountRootfs(this.bundle).catch((err) => log.warn('unmounting rootfs failed', { error: errorMessage(err) }));
     }
     return { pid: proc.pid, exit_status: proc.exit?.status ?? 0, exited_at: toTimestamp(proc.exit?.exitedAt) };
+  }
+
+  /** Dumps the container into `checkpointDir` (what containerd will tar). */
+  async checkpoint(checkpointDir: string, options: Any | null): Promise<void> {
+    if (!path.isAbsolute(checkpointDir)) throw new InvalidArgumentError(`checkpoint path "${checkpointDir}" must be absolute`);
+    const request = parseCheckpointRequest(options);
+    await this.init.checkpoint(checkpointDir, request, Container.archive, makeScratchDir('dump', this.id));
   }
 
   async pids(): Promise<ProcessInfo[]> {

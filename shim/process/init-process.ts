@@ -1,64 +1,123 @@
-// A container's init process: created by `runc create`, started by `runc start`.
+// A container's init process: created by `runc create` and started by `runc start`, or,
+// when the container is created from a checkpoint, restored by `runc restore` at start.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { NotFoundError, RuntimeError } from '../errors/shim-error';
-import { ConsoleSocket } from '../io/console-socket';
-import { ProcessIo, type IoContext, type StdioPaths } from '../io/process-io';
-import { PtyIo } from '../io/pty-io';
-import { watchExit } from '../reaper/exit-watcher';
+import type { CheckpointArchive, ArchiveContext } from '../checkpoint/checkpoint-archive';
+import type { CheckpointRequest } from '../checkpoint/checkpoint-request';
+import { criuLogTail } from '../checkpoint/criu-log';
+import type { IoContext, StdioPaths } from '../io/process-io';
 import type { RuncDriver } from '../runc/runc-driver';
 import { ShimProcess } from './shim-process';
-
-const TERMINAL_TIMEOUT_MS = 10_000;
 
 export interface InitOptions {
   noPivot: boolean;
   noNewKeyring: boolean;
 }
 
+/** Where a container created from a checkpoint comes from. */
+export interface RestoreSource {
+  checkpointDir: string;
+  archive: CheckpointArchive;
+  /** A private directory for CRIU's work files and any images made for the restore. */
+  scratchDir: string;
+}
+
 export class InitProcess extends ShimProcess {
+  private readonly pidFile: string;
+
   constructor(
     containerId: string,
     paths: StdioPaths,
     terminal: boolean,
     readonly bundle: string,
     private readonly runc: RuncDriver,
-    private readonly ioContext: IoContext,
+    ioContext: IoContext,
+    private readonly options: InitOptions,
+    private readonly restoreSource?: RestoreSource,
   ) {
-    super(containerId, '', paths, terminal, []);
+    super(containerId, '', paths, terminal, ioContext, [], restoreSource ? 'created-checkpoint' : 'created');
+    this.pidFile = path.join(bundle, 'init.pid');
   }
 
-  async create(options: InitOptions): Promise<number> {
-    const pidFile = path.join(this.bundle, 'init.pid');
-    const console = this.terminal ? new ConsoleSocket() : undefined;
-    const master = console?.receiveMaster(TERMINAL_TIMEOUT_MS);
-    master?.catch(() => undefined);
-    let io: ProcessIo | undefined;
-    try {
-      io = this.terminal ? undefined : await ProcessIo.open(this.paths, this.ioContext);
-      await this.runc.create(this.containerId, {
+  private get archiveContext(): ArchiveContext {
+    return { containerId: this.containerId, namespace: this.ioContext.namespace };
+  }
+
+  /** `runc create`; a container from a checkpoint has nothing to create until start. */
+  async create(): Promise<number> {
+    if (this.restoreSource) return 0;
+    await this.launch(this.pidFile, (stdio, consoleSocket) =>
+      this.runc.create(this.containerId, {
         bundle: this.bundle,
-        pidFile,
-        consoleSocket: console?.path,
-        noPivot: options.noPivot,
-        noNewKeyring: options.noNewKeyring,
-        stdio: io?.childStdio ?? {},
-      });
-      this.pid = Number(fs.readFileSync(pidFile, 'utf8').trim());
-      if (!Number.isInteger(this.pid) || this.pid <= 0) throw new RuntimeError(`runc create wrote no valid pid to ${pidFile}`);
-      watchExit(this.pid, (exit) => this.setExited(exit));
-      this.stdio = io ?? (await PtyIo.open(await master!, this.paths));
-      io?.attach();
-    } catch (err) {
-      console?.close();
-      io?.close();
-      throw err;
-    }
+        pidFile: this.pidFile,
+        consoleSocket,
+        noPivot: this.options.noPivot,
+        noNewKeyring: this.options.noNewKeyring,
+        stdio,
+      }),
+    );
     return this.pid;
   }
 
   async start(): Promise<void> {
-    await this.runStart(() => this.runc.start(this.containerId));
+    const source = this.restoreSource;
+    if (!source) {
+      await this.runStart(() => this.runc.start(this.containerId));
+      return;
+    }
+    await this.runStart(async () => {
+      const workPath = path.join(source.scratchDir, 'work');
+      fs.mkdirSync(workPath, { recursive: true });
+      try {
+        const imagePath = await source.archive.load(source.checkpointDir, source.scratchDir, this.archiveContext);
+        await this.launch(this.pidFile, (stdio, consoleSocket) =>
+          this.runc.restore(this.containerId, {
+            bundle: this.bundle,
+            imagePath,
+            workPath,
+            pidFile: this.pidFile,
+            consoleSocket,
+            noPivot: this.options.noPivot,
+            stdio,
+          }).catch((err: unknown) => {
+            throw new RuntimeError(`restore of ${this.containerId} from ${source.checkpointDir} failed: ${(err as Error).message}\n${criuLogTail(workPath, 'restore.log')}`);
+          }),
+        );
+      } finally {
+        fs.rmSync(source.scratchDir, { recursive: true, force: true });
+      }
+    });
+  }
+
+  /** Dumps the container with CRIU into `checkpointDir` through `archive`. On failure the
+   * container runs on as before and the error carries the tail of CRIU's log. */
+  async checkpoint(checkpointDir: string, request: CheckpointRequest, archive: CheckpointArchive, scratchDir: string): Promise<void> {
+    this.lifecycle.check('checkpoint');
+    const imagePath = path.join(scratchDir, 'images');
+    const workPath = request.workPath || path.join(scratchDir, 'work');
+    fs.mkdirSync(imagePath, { recursive: true });
+    fs.mkdirSync(workPath, { recursive: true });
+    try {
+      try {
+        await this.runc.checkpoint(this.containerId, {
+          imagePath,
+          workPath,
+          leaveRunning: !request.exit,
+          tcpEstablished: request.openTcp,
+          externalUnixSockets: request.externalUnixSockets,
+          shellJob: request.terminal,
+          fileLocks: request.fileLocks,
+          emptyNamespaces: request.emptyNamespaces,
+          cgroupsMode: request.cgroupsMode,
+        });
+      } catch (err) {
+        throw new RuntimeError(`checkpoint of ${this.containerId} failed: ${(err as Error).message}\n${criuLogTail(workPath, 'dump.log')}`);
+      }
+      await archive.store(imagePath, checkpointDir, this.archiveContext);
+    } finally {
+      fs.rmSync(scratchDir, { recursive: true, force: true });
+    }
   }
 
   async kill(signal: number, all: boolean): Promise<void> {
@@ -97,6 +156,12 @@ export class InitProcess extends ShimProcess {
   /** Removes the runc container. A created (never started) container is killed first. */
   async delete(): Promise<void> {
     this.lifecycle.check('delete');
+    if (this.lifecycle.state === 'created-checkpoint') {
+      // Never restored: runc knows nothing of it; only the scratch space is ours.
+      if (this.restoreSource) fs.rmSync(this.restoreSource.scratchDir, { recursive: true, force: true });
+      this.lifecycle.apply('delete');
+      return;
+    }
     await this.runc.delete(this.containerId, this.lifecycle.state === 'created');
     await this.drainOutput(2_000);
     this.stdio?.close();

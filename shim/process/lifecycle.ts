@@ -3,13 +3,15 @@
 import { FailedPreconditionError, NotFoundError } from '../errors/shim-error';
 import { TaskStatus } from '../proto/messages';
 
-export type ProcessState = 'created' | 'running' | 'paused' | 'stopped' | 'deleted';
+export type ProcessState = 'created' | 'created-checkpoint' | 'running' | 'paused' | 'stopped' | 'deleted';
 
 export type ProcessOperation = 'start' | 'pause' | 'resume' | 'exit' | 'delete' | 'kill' | 'exec' | 'update' | 'checkpoint';
 
 /** For each state, the operations allowed and the state each one leads to. */
 const TRANSITIONS: Record<ProcessState, Partial<Record<ProcessOperation, ProcessState>>> = {
   created: { start: 'running', delete: 'deleted', kill: 'created', exit: 'stopped', update: 'created', exec: 'created' },
+  // Created from a checkpoint: nothing runs until start restores it.
+  'created-checkpoint': { start: 'running', delete: 'deleted' },
   running: { pause: 'paused', kill: 'running', exit: 'stopped', exec: 'running', update: 'running', checkpoint: 'running' },
   paused: { resume: 'running', kill: 'paused', exit: 'stopped', update: 'paused', checkpoint: 'paused' },
   stopped: { delete: 'deleted' },
@@ -18,6 +20,7 @@ const TRANSITIONS: Record<ProcessState, Partial<Record<ProcessOperation, Process
 
 const STATUS: Record<ProcessState, TaskStatus> = {
   created: TaskStatus.CREATED,
+  'created-checkpoint': TaskStatus.CREATED,
   running: TaskStatus.RUNNING,
   paused: TaskStatus.PAUSED,
   stopped: TaskStatus.STOPPED,
@@ -25,14 +28,17 @@ const STATUS: Record<ProcessState, TaskStatus> = {
 };
 
 export class Lifecycle {
-  private current: ProcessState = 'created';
+  private current: ProcessState;
 
   constructor(
     /** How errors name the process: "container c1" or "exec e1 in c1". */
     private readonly subject: string,
     /** Operations this kind of process does not support at all. */
     private readonly unsupported: readonly ProcessOperation[] = [],
-  ) {}
+    initial: 'created' | 'created-checkpoint' = 'created',
+  ) {
+    this.current = initial;
+  }
 
   get state(): ProcessState {
     return this.current;

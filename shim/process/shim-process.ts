@@ -1,10 +1,22 @@
 // What the init process and exec processes share: a lifecycle, a pid, stdio, and an
 // exit that callers can wait for.
-import { type ExitStatus } from '../reaper/exit-watcher';
+import * as fs from 'node:fs';
+import { RuntimeError } from '../errors/shim-error';
+import { ConsoleSocket } from '../io/console-socket';
+import { ProcessIo, type IoContext } from '../io/process-io';
+import { PtyIo } from '../io/pty-io';
+import { watchExit, type ExitStatus } from '../reaper/exit-watcher';
+import type { ChildStdio } from '../runc/runc-driver';
 import { TaskStatus, toTimestamp, type StateResponse, type WaitResponse } from '../proto/messages';
 import type { Stdio } from '../io/stdio';
 import type { StdioPaths } from '../io/process-io';
 import { Lifecycle, type ProcessOperation } from './lifecycle';
+
+const TERMINAL_TIMEOUT_MS = 10_000;
+
+/** Runs the runc command that starts a process, given the container's side of its stdio
+ * (pipes) or a console socket path (terminal). */
+export type Launcher = (stdio: ChildStdio, consoleSocket: string | undefined) => Promise<void>;
 
 export abstract class ShimProcess {
   readonly lifecycle: Lifecycle;
@@ -25,10 +37,12 @@ export abstract class ShimProcess {
     readonly execId: string,
     readonly paths: StdioPaths,
     readonly terminal: boolean,
+    protected readonly ioContext: IoContext,
     unsupported: readonly ProcessOperation[],
+    initial: 'created' | 'created-checkpoint' = 'created',
   ) {
     const subject = execId ? `exec ${execId} in container ${containerId}` : `container ${containerId}`;
-    this.lifecycle = new Lifecycle(subject, unsupported);
+    this.lifecycle = new Lifecycle(subject, unsupported, initial);
     this.exited = new Promise((resolve) => (this.resolveExited = resolve));
   }
 
@@ -53,6 +67,29 @@ export abstract class ShimProcess {
     if (this.lifecycle.state === 'deleted') return;
     this.lifecycle.apply('exit');
     for (const listener of this.exitListeners) listener(exit);
+  }
+
+  /** Starts the process through `launcher` with its stdio (pipes, or a pty from runc),
+   * learns its pid from `pidFile` and watches for its exit. */
+  protected async launch(pidFile: string, launcher: Launcher): Promise<void> {
+    const console = this.terminal ? new ConsoleSocket() : undefined;
+    const master = console?.receiveMaster(TERMINAL_TIMEOUT_MS);
+    master?.catch(() => undefined);
+    let io: ProcessIo | undefined;
+    try {
+      io = this.terminal ? undefined : await ProcessIo.open(this.paths, this.ioContext);
+      await launcher(io?.childStdio ?? {}, console?.path);
+      const pid = Number(fs.readFileSync(pidFile, 'utf8').trim());
+      if (!Number.isInteger(pid) || pid <= 0) throw new RuntimeError(`runc wrote no valid pid to ${pidFile}`);
+      this.pid = pid;
+      watchExit(pid, (exit) => this.setExited(exit));
+      this.stdio = io ?? (await PtyIo.open(await master!, this.paths));
+      io?.attach();
+    } catch (err) {
+      console?.close();
+      io?.close();
+      throw err;
+    }
   }
 
   /** Runs the start transition: `launch` does the work, then the state becomes running. */

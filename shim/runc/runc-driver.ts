@@ -35,6 +35,29 @@ export interface ExecOptions {
   stdio: ChildStdio;
 }
 
+export interface CheckpointOptions {
+  imagePath: string;
+  workPath: string;
+  leaveRunning: boolean;
+  tcpEstablished: boolean;
+  externalUnixSockets: boolean;
+  shellJob: boolean;
+  fileLocks: boolean;
+  emptyNamespaces: string[];
+  /** soft | full | strict | ignore; empty for runc's default. */
+  cgroupsMode: string;
+}
+
+export interface RestoreOptions {
+  bundle: string;
+  imagePath: string;
+  workPath: string;
+  pidFile: string;
+  consoleSocket?: string;
+  noPivot?: boolean;
+  stdio: ChildStdio;
+}
+
 interface RunResult {
   code: number | null;
   signal: NodeJS.Signals | null;
@@ -65,6 +88,28 @@ export class RuncDriver {
   async exec(id: string, opts: ExecOptions): Promise<void> {
     const args = ['exec', '--process', opts.processFile, '--detach', '--pid-file', opts.pidFile];
     if (opts.consoleSocket) args.push('--console-socket', opts.consoleSocket);
+    args.push(id);
+    await this.runChecked(args, opts.stdio);
+  }
+
+  async checkpoint(id: string, opts: CheckpointOptions): Promise<void> {
+    const args = ['checkpoint', '--image-path', opts.imagePath, '--work-path', opts.workPath];
+    if (opts.leaveRunning) args.push('--leave-running');
+    if (opts.tcpEstablished) args.push('--tcp-established');
+    if (opts.externalUnixSockets) args.push('--ext-unix-sk');
+    if (opts.shellJob) args.push('--shell-job');
+    if (opts.fileLocks) args.push('--file-locks');
+    for (const ns of opts.emptyNamespaces) args.push('--empty-ns', ns);
+    if (opts.cgroupsMode) args.push('--manage-cgroups-mode', opts.cgroupsMode);
+    args.push(id);
+    await this.runChecked(args);
+  }
+
+  /** `runc restore --detach`: the restored init is re-parented to us (no runc subreaper). */
+  async restore(id: string, opts: RestoreOptions): Promise<void> {
+    const args = ['restore', '--detach', '--no-subreaper', '--bundle', opts.bundle, '--image-path', opts.imagePath, '--work-path', opts.workPath, '--pid-file', opts.pidFile];
+    if (opts.consoleSocket) args.push('--console-socket', opts.consoleSocket);
+    if (opts.noPivot) args.push('--no-pivot');
     args.push(id);
     await this.runChecked(args, opts.stdio);
   }

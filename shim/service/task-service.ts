@@ -2,7 +2,7 @@
 // one method, publishes the event, and maps errors to gRPC statuses. No runc here.
 import * as grpc from '@grpc/grpc-js';
 import { Container } from '../container/container';
-import { InvalidArgumentError, NotFoundError, ShimError, UnimplementedError, grpcStatusOf } from '../errors/shim-error';
+import { InvalidArgumentError, NotFoundError, ShimError, grpcStatusOf } from '../errors/shim-error';
 import type { EventSink } from '../events/event-publisher';
 import { log, errorMessage } from '../log/logger';
 import type {
@@ -151,8 +151,10 @@ export class TaskService {
   }
 
   private async checkpoint(r: CheckpointTaskRequest): Promise<object> {
-    this.container(r.id);
-    throw new UnimplementedError('Checkpoint is not implemented by this version of pageshare');
+    if (!r.path) throw new InvalidArgumentError(`Checkpoint ${r.id}: no path`);
+    await this.container(r.id).checkpoint(r.path, r.options);
+    this.events.publish('TaskCheckpointed', { container_id: r.id, checkpoint: r.path });
+    return {};
   }
 
   private async kill(r: KillRequest): Promise<object> {
