@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { NotFoundError, RuntimeError } from '../errors/shim-error';
 import type { CheckpointArchive, ArchiveContext } from '../checkpoint/checkpoint-archive';
 import type { CheckpointRequest } from '../checkpoint/checkpoint-request';
-import { criuLogTail } from '../checkpoint/criu-log';
+import { criuFailureDetails } from '../checkpoint/criu-log';
 import type { IoContext, StdioPaths } from '../io/process-io';
 import type { RuncDriver } from '../runc/runc-driver';
 import { ShimProcess } from './shim-process';
@@ -81,7 +81,7 @@ export class InitProcess extends ShimProcess {
             noPivot: this.options.noPivot,
             stdio,
           }).catch((err: unknown) => {
-            throw new RuntimeError(`restore of ${this.containerId} from ${source.checkpointDir} failed: ${(err as Error).message}\n${criuLogTail(workPath, 'restore.log')}`);
+            throw new RuntimeError(`restore of ${this.containerId} from ${source.checkpointDir} failed: ${(err as Error).message}\n${criuFailureDetails(workPath, 'restore.log', this.bundle)}`);
           }),
         );
       } finally {
@@ -112,7 +112,7 @@ export class InitProcess extends ShimProcess {
           cgroupsMode: request.cgroupsMode,
         });
       } catch (err) {
-        throw new RuntimeError(`checkpoint of ${this.containerId} failed: ${(err as Error).message}\n${criuLogTail(workPath, 'dump.log')}`);
+        throw new RuntimeError(`checkpoint of ${this.containerId} failed: ${(err as Error).message}\n${criuFailureDetails(workPath, 'dump.log', this.bundle)}`);
       }
       await archive.store(imagePath, checkpointDir, this.archiveContext);
     } finally {
