@@ -48,14 +48,37 @@ export function criuMessageType(name: CriuMessageName): protobuf.Type {
   return type;
 }
 
+export interface DecodeOptions {
+  /**
+   * 'refuse' (the default): an entry with fields our protos lack is an UNSUPPORTED error,
+   * because protobufjs drops them on decode and re-encoding would lose them silently.
+   */
+  readonly unknownFields?: 'refuse' | 'ignore';
+}
+
 /**
- * Decodes one entry payload. Whatever protobufjs throws on malformed bytes (a RangeError,
- * a missing required field, runaway group nesting) becomes a BAD_ENTRY CriuImageError.
+ * Decodes one entry payload strictly. The wire is scanned first (protobufjs itself reads a
+ * field of the wrong wire type as if it were right), then decoded; whatever protobufjs
+ * throws on malformed bytes (a RangeError, a missing required field, runaway nesting)
+ * becomes a BAD_ENTRY CriuImageError.
  */
-export function decodeEntry(name: CriuMessageName, payload: Uint8Array, where: EntryLocation): protobuf.Message {
+export function decodeEntry(name: CriuMessageName, payload: Uint8Array, where: EntryLocation, options: DecodeOptions = {}): protobuf.Message {
+  const type = criuMessageType(name);
+  const unknown: string[] = [];
   try {
-    return criuMessageType(name).decode(payload);
+    scanFields(type, payload, unknown);
+    const message = type.decode(payload);
+    if (unknown.length > 0 && options.unknownFields !== 'ignore') {
+      throw new CriuImageError(
+        'UNSUPPORTED',
+        where.file,
+        where.offset,
+        `${name} has field(s) ${unknown.join(', ')} that pageshare does not know: the dump comes from a newer CRIU than pageshare supports`,
+      );
+    }
+    return message;
   } catch (err) {
+    if (err instanceof CriuImageError) throw err;
     const why = err instanceof Error ? err.message : String(err);
     throw new CriuImageError('BAD_ENTRY', where.file, where.offset, `not a valid ${name}: ${why}`);
   }
@@ -66,22 +89,62 @@ export function encodeEntry(name: CriuMessageName, message: object): Uint8Array 
   return criuMessageType(name).encode(message).finish();
 }
 
+const WIRE_VARINT = 0;
+const WIRE_FIXED64 = 1;
+const WIRE_LENGTH = 2;
+const WIRE_FIXED32 = 5;
+
+function wireTypeOf(field: protobuf.Field): number {
+  if (field.resolvedType instanceof protobuf.Type) return WIRE_LENGTH;
+  if (field.resolvedType instanceof protobuf.Enum) return WIRE_VARINT;
+  switch (field.type) {
+    case 'double':
+    case 'fixed64':
+    case 'sfixed64':
+      return WIRE_FIXED64;
+    case 'float':
+    case 'fixed32':
+    case 'sfixed32':
+      return WIRE_FIXED32;
+    case 'string':
+    case 'bytes':
+      return WIRE_LENGTH;
+    default:
+      return WIRE_VARINT;
+  }
+}
+
 /**
- * Top-level field numbers in `payload` that `name` does not declare. protobufjs drops
- * unknown fields when it decodes, so a writer that re-encodes a decoded entry must refuse
- * entries that have any. The payload must already have decoded without error.
+ * Walks the fields of `payload` (and of the messages embedded in it), checking each wire
+ * type against the proto and collecting unknown field numbers as "message.number". Throws
+ * plain errors; the caller turns them into CriuImageErrors.
  */
-export function unknownFieldNumbers(name: CriuMessageName, payload: Uint8Array): number[] {
-  const type = criuMessageType(name);
+function scanFields(type: protobuf.Type, payload: Uint8Array, unknown: string[]): void {
   const reader = protobuf.Reader.create(payload);
-  const unknown: number[] = [];
   while (reader.pos < reader.len) {
     const tag = reader.uint32();
     const id = tag >>> 3;
-    if (!type.fieldsById[id] && !unknown.includes(id)) unknown.push(id);
-    reader.skipType(tag & 7);
+    const wire = tag & 7;
+    if (id === 0) throw new Error(`field number 0 at offset ${reader.pos}`);
+    const field = type.fieldsById[id];
+    if (!field) {
+      const label = `${type.name}.${id}`;
+      if (!unknown.includes(label)) unknown.push(label);
+      reader.skipType(wire);
+      continue;
+    }
+    const expected = wireTypeOf(field);
+    if (wire === expected && field.resolvedType instanceof protobuf.Type) {
+      const length = reader.uint32();
+      const start = reader.pos;
+      reader.skip(length);
+      scanFields(field.resolvedType, payload.subarray(start, start + length), unknown);
+    } else if (wire === expected || (field.repeated && wire === WIRE_LENGTH && expected !== WIRE_LENGTH)) {
+      reader.skipType(wire); // the second case: a packed repeated scalar
+    } else {
+      throw new Error(`field ${id} (${field.name}) has wire type ${wire}, expected ${expected}`);
+    }
   }
-  return unknown;
 }
 
 /** A 64-bit value as protobufjs decodes it (a Long, or a number without the long package). */
