@@ -68,9 +68,9 @@ function shellQuote(args: readonly string[]): string {
   return args.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
 }
 
-/** containerd 1.7 keeps a gRPC shim connection alive from the start (it dials blocking), so
- * both protocols are exercised there; 2.x drops a gRPC shim whose fresh connection is still
- * Idle (see shim/bootstrap/protocol.ts), so it is tested with ttrpc, which start chooses. */
+/** ttrpc is the default everywhere. gRPC (opt-in) is exercised on containerd 1.7, which
+ * dials blocking and so keeps a fresh gRPC shim connection (it drops it only after 30 idle
+ * minutes); 2.x drops a fresh gRPC connection at random (see shim/bootstrap/protocol.ts). */
 const SETUPS: Array<[ContainerdVersion, 'grpc' | 'ttrpc']> = [
   ['1.7', 'grpc'],
   ['1.7', 'ttrpc'],

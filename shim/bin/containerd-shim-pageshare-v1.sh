@@ -50,7 +50,7 @@ case "$version" in 2|3) ;; *) slow "$@" ;; esac
 case "${PAGESHARE_SHIM_PROTOCOL:-auto}" in
   grpc) protocol=grpc ;;
   ttrpc) protocol=ttrpc ;;
-  auto) if [ "$version" -ge 3 ]; then protocol=ttrpc; else protocol=grpc; fi ;;
+  auto) protocol=ttrpc ;;
   *) slow "$@" ;;
 esac
 if [ "$protocol" = grpc ]; then address_out=$grpc; else address_out="unix://$ttrpc"; fi

@@ -27,7 +27,7 @@ export async function startAction(flags: ShimFlags, entryScript: string): Promis
       await launchServer(flags, files, entryScript);
     }
     const endpoints = JSON.parse(fs.readFileSync(files.bootstrap, 'utf8')) as ServerEndpoints;
-    const protocol = chooseProtocol(endpoints.version);
+    const protocol = chooseProtocol();
     const params: BootstrapParams =
       protocol === 'grpc'
         ? { version: endpoints.version, address: endpoints.grpc, protocol }
