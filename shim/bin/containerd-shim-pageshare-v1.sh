@@ -34,7 +34,8 @@ for arg in "$@"; do
 done
 [ "$action" = start ] && [ -n "$namespace" ] && [ -n "$address" ] || slow "$@"
 
-key=$(printf '%s\000%s' "$address" "$namespace" | sha256sum | cut -c1-24) || slow "$@"
+# SERVER_FORMAT in shim-socket.ts: 2
+key=$(printf '%s\000%s\0002' "$address" "$namespace" | sha256sum | cut -c1-24) || slow "$@"
 base="${PAGESHARE_SHIM_DIR:-/run/pageshare/s}/$key"
 [ -S "$base.sock" ] && [ -S "$base.ttrpc" ] && [ -r "$base.json" ] && [ -r "$base.pid" ] || slow "$@"
 read -r pid < "$base.pid" || [ -n "$pid" ] || slow "$@"

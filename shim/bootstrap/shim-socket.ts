@@ -22,8 +22,13 @@ export interface ShimServerFiles {
  * are rare and short, and one lock leaves nothing behind per namespace. */
 export const START_LOCK = path.join(SHIM_STATE_DIR, '.start.lock');
 
+/** Bumped whenever what a server writes or serves changes incompatibly: a pageshare upgraded
+ * while an older server still serves containers starts a new server for new containers
+ * (different files), and the old one serves its own until they are gone. */
+export const SERVER_FORMAT = 2;
+
 export function shimServerFiles(containerdAddress: string, namespace: string): ShimServerFiles {
-  const key = createHash('sha256').update(`${containerdAddress}\0${namespace}`).digest('hex').slice(0, 24);
+  const key = createHash('sha256').update(`${containerdAddress}\0${namespace}\0${SERVER_FORMAT}`).digest('hex').slice(0, 24);
   const base = path.join(SHIM_STATE_DIR, key);
   return { socket: `${base}.sock`, ttrpcSocket: `${base}.ttrpc`, bootstrap: `${base}.json`, log: `${base}.log`, pid: `${base}.pid` };
 }
@@ -54,6 +59,19 @@ export interface ServerEndpoints {
   version: 2 | 3;
   grpc: string;
   ttrpc: string;
+}
+
+export function parseServerEndpoints(text: string, file: string): ServerEndpoints {
+  let value: Partial<ServerEndpoints>;
+  try {
+    value = JSON.parse(text) as Partial<ServerEndpoints>;
+  } catch {
+    throw new Error(`${file} is not valid JSON; remove it and retry`);
+  }
+  if ((value.version !== 2 && value.version !== 3) || typeof value.grpc !== 'string' || typeof value.ttrpc !== 'string') {
+    throw new Error(`${file} does not describe a pageshare server of format ${SERVER_FORMAT}`);
+  }
+  return value as ServerEndpoints;
 }
 
 export function removeServerFiles(files: ShimServerFiles, keepLog = false): void {

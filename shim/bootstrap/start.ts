@@ -7,7 +7,7 @@ import * as native from '../native';
 import { RuntimeError } from '../errors/shim-error';
 import type { ShimFlags } from '../cli/shim-flags';
 import { chooseProtocol } from './protocol';
-import { START_LOCK, isListening, removeStaleServerFiles, shimServerFiles, type BootstrapParams, type ServerEndpoints, type ShimServerFiles } from './shim-socket';
+import { START_LOCK, isListening, parseServerEndpoints, removeStaleServerFiles, shimServerFiles, type BootstrapParams, type ShimServerFiles } from './shim-socket';
 
 const SERVER_READY_TIMEOUT_MS = 15_000;
 
@@ -26,7 +26,7 @@ export async function startAction(flags: ShimFlags, entryScript: string): Promis
       removeStaleServerFiles();
       await launchServer(flags, files, entryScript);
     }
-    const endpoints = JSON.parse(fs.readFileSync(files.bootstrap, 'utf8')) as ServerEndpoints;
+    const endpoints = parseServerEndpoints(fs.readFileSync(files.bootstrap, 'utf8'), files.bootstrap);
     const protocol = chooseProtocol();
     const params: BootstrapParams =
       protocol === 'grpc'
