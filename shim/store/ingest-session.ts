@@ -1,0 +1,289 @@
+// One checkpoint's pages going into the store. The session holds the store's writer lock
+// from beginIngest() to commit() or abort(), so ingests from several shims take turns.
+//
+// addPage() names the page (zero pages are never stored), and appends it to the open pack
+// unless the store or this session already has it; pages of one ingest land contiguous and
+// in arrival order. commit() fsyncs the packs it wrote (and packs/ for new files), THEN runs
+// one index transaction with the new pages, the checkpoint and its references. A checkpoint
+// exists only once that transaction commits: a crash at any earlier instant leaves at most
+// unreferenced bytes after a pack's committed length (the next ingest cuts them off) and a
+// new pack file no index row names (gc removes it).
+import * as fs from 'node:fs';
+import { PAGE_SIZE } from '../criu/page-size';
+import { syncDirectory } from './durable-fs';
+import { FileLock } from './file-lock';
+import { PACK_HEADER_SIZE } from './pack-header';
+import { PackWriter, makePackReadOnly } from './pack-writer';
+import { CheckpointRecord, NewPage, PackRow, PageIndex } from './page-index';
+import { hashPage, isZeroPage } from './page-hash';
+import { PageRef, ZERO_PAGE_REF, hashKey, storedPageRef } from './page-ref';
+import { CheckpointExistsError, PackCorruptError, SessionClosedError, StoreArgumentError } from './store-error';
+import { StoreLayout } from './store-layout';
+
+export interface IngestInfo {
+  readonly checkpointId: string;
+  readonly containerId: string;
+  readonly namespace: string;
+  /**
+   * How many pages are coming, if known. When they would not fit in the open pack, the
+   * session starts a new pack so that the checkpoint's pages stay contiguous.
+   */
+  readonly expectedPages?: number;
+}
+
+export interface IngestSettings {
+  readonly packSizeLimit: number;
+  readonly writeBufferBytes: number;
+}
+
+export type IngestState = 'open' | 'committing' | 'committed' | 'aborted' | 'failed';
+
+/** A pack this session appends to or seals. */
+interface SessionPack {
+  readonly id: number;
+  readonly createdAtMs: number;
+  /** Committed length when the session began (0 for a pack the session created). */
+  readonly startLength: number;
+  writer: PackWriter | undefined;
+  sealed: boolean;
+}
+
+export class IngestSession {
+  private stateValue: IngestState = 'open';
+  private readonly packs: SessionPack[] = [];
+  private current: SessionPack | undefined;
+  private nextPackId: number;
+  private readonly pending: NewPage[] = [];
+  /** Distinct non-zero pages of this checkpoint (hashKey). */
+  private readonly distinct = new Set<string>();
+  /** Ids of the distinct pages the store already had. */
+  private readonly existing: number[] = [];
+  private pages = 0;
+  private zeroPages = 0;
+
+  /** Use PageStore.beginIngest(). */
+  constructor(
+    private readonly index: PageIndex,
+    private readonly layout: StoreLayout,
+    private readonly lock: FileLock,
+    readonly info: IngestInfo,
+    private readonly settings: IngestSettings,
+    private readonly onDone: (session: IngestSession) => void,
+  ) {
+    this.nextPackId = index.nextPackId();
+    try {
+      this.adoptOpenPack();
+    } catch (err) {
+      this.closeWriters();
+      this.finish('failed');
+      throw err;
+    }
+  }
+
+  get state(): IngestState {
+    return this.stateValue;
+  }
+
+  get checkpointId(): string {
+    return this.info.checkpointId;
+  }
+
+  /** Pages added so far (zero pages and repeats included). */
+  get pageCount(): number {
+    return this.pages;
+  }
+
+  /** Pages this session will add to the store. */
+  get newPageCount(): number {
+    return this.pending.length;
+  }
+
+  /**
+   * Add the next page of the checkpoint (PAGE_SIZE bytes; copied, so the buffer may be reused).
+   * If it throws (a full disk), abort() the session.
+   */
+  addPage(page: Buffer): PageRef {
+    this.requireOpen('add a page');
+    if (!Buffer.isBuffer(page) || page.length !== PAGE_SIZE) {
+      throw new StoreArgumentError(`a page must be a Buffer of ${PAGE_SIZE} bytes (got ${Buffer.isBuffer(page) ? page.length : typeof page})`);
+    }
+    this.pages++;
+    if (isZeroPage(page)) {
+      this.zeroPages++;
+      return ZERO_PAGE_REF;
+    }
+    const hash = hashPage(page);
+    const key = hashKey(hash);
+    if (!this.distinct.has(key)) {
+      this.distinct.add(key);
+      const id = this.index.pageId(hash);
+      if (id !== undefined) {
+        this.existing.push(id);
+      } else {
+        const pack = this.packWithRoom();
+        const writer = pack.writer as PackWriter;
+        this.pending.push({ hash, packId: pack.id, offset: writer.append(page) });
+      }
+    }
+    return storedPageRef(hash);
+  }
+
+  /** Add consecutive pages (a multiple of PAGE_SIZE bytes, e.g. a chunk of pages-N.img). */
+  addPages(pages: Buffer): PageRef[] {
+    if (!Buffer.isBuffer(pages) || pages.length % PAGE_SIZE !== 0) {
+      throw new StoreArgumentError(`pages must be a Buffer of a multiple of ${PAGE_SIZE} bytes`);
+    }
+    const refs: PageRef[] = [];
+    for (let off = 0; off < pages.length; off += PAGE_SIZE) refs.push(this.addPage(pages.subarray(off, off + PAGE_SIZE)));
+    return refs;
+  }
+
+  /** Make the pages durable, then record the checkpoint. The checkpoint exists once this resolves. */
+  async commit(): Promise<CheckpointRecord> {
+    this.requireOpen('commit');
+    this.stateValue = 'committing';
+    try {
+      let newFile = false;
+      for (const p of this.packs) {
+        if (p.writer === undefined) continue;
+        await p.writer.sync();
+        newFile ||= p.writer.isNew;
+      }
+      if (newFile) await syncDirectory(this.layout.packsDir);
+      const record: CheckpointRecord = {
+        id: this.info.checkpointId,
+        containerId: this.info.containerId,
+        namespace: this.info.namespace,
+        createdAtMs: Date.now(),
+        pageCount: this.pages,
+        zeroPages: this.zeroPages,
+        uniquePages: this.distinct.size,
+        newPages: this.pending.length,
+      };
+      const packRows: PackRow[] = this.packs.map((p) => ({
+        id: p.id,
+        length: p.writer?.length ?? p.startLength,
+        sealed: p.sealed,
+        createdAtMs: p.createdAtMs,
+      }));
+      try {
+        this.index.commitIngest({
+          packs: packRows,
+          pages: this.pending,
+          checkpoint: record,
+          existingPageIds: this.existing,
+          nextPackId: this.nextPackId,
+        });
+      } catch (err) {
+        if ((err as { code?: unknown }).code === 'SQLITE_CONSTRAINT_UNIQUE' && this.index.checkpointExists(record.id)) {
+          throw new CheckpointExistsError(record.id, this.layout.root);
+        }
+        throw err;
+      }
+      this.closeWriters();
+      for (const p of this.packs) if (p.sealed) makePackReadOnly(this.layout.packFile(p.id));
+      this.finish('committed');
+      return record;
+    } catch (err) {
+      // Whatever was written stays as unreferenced bytes: if the index commit's outcome is
+      // unknown (an fsync error inside it), cutting them off could lose committed pages.
+      this.closeWriters();
+      this.finish('failed');
+      throw err;
+    }
+  }
+
+  /** Drop everything this session wrote. Idempotent; a no-op once committed or failed. */
+  abort(): void {
+    if (this.stateValue !== 'open') return;
+    try {
+      for (const p of this.packs) {
+        const w = p.writer;
+        if (w === undefined) continue;
+        if (w.isNew) {
+          w.close();
+          fs.rmSync(w.file, { force: true });
+        } else {
+          w.truncate(p.startLength);
+        }
+      }
+    } finally {
+      // Even if tidying up failed: what is left is garbage the next ingest or gc removes.
+      this.closeWriters();
+      this.finish('aborted');
+    }
+  }
+
+  private requireOpen(operation: string): void {
+    if (this.stateValue !== 'open') throw new SessionClosedError(this.info.checkpointId, this.stateValue, operation);
+  }
+
+  private finish(state: IngestState): void {
+    this.stateValue = state;
+    this.lock.release();
+    this.onDone(this);
+  }
+
+  /** Close every pack file; never throws (after a commit, a close error changes nothing). */
+  private closeWriters(): void {
+    for (const p of this.packs) {
+      try {
+        p.writer?.close();
+      } catch {
+        /* the bytes were fsynced, or are garbage */
+      }
+    }
+  }
+
+  /** Continue the store's open pack, or seal it if this checkpoint should start a fresh one. */
+  private adoptOpenPack(): void {
+    const open = this.index.openPack();
+    if (open === undefined) return;
+    const entry: SessionPack = { id: open.id, createdAtMs: open.createdAtMs, startLength: open.length, writer: undefined, sealed: false };
+    this.packs.push(entry);
+    try {
+      // Reopening also cuts off bytes a crashed ingest left after the committed length.
+      entry.writer = PackWriter.reopen(
+        this.layout.packFile(open.id),
+        open.id,
+        this.index.storeId,
+        open.length,
+        this.settings.writeBufferBytes,
+      );
+    } catch (err) {
+      // A damaged open pack is never appended to again (verify reports it); ingest goes on.
+      if (!(err instanceof PackCorruptError)) throw err;
+      entry.sealed = true;
+      return;
+    }
+    const expectedBytes = (this.info.expectedPages ?? 0) * PAGE_SIZE;
+    if (open.length > PACK_HEADER_SIZE && open.length + expectedBytes > this.settings.packSizeLimit) {
+      entry.writer.close();
+      entry.writer = undefined;
+      entry.sealed = true;
+      return;
+    }
+    this.current = entry;
+  }
+
+  /** The pack the next new page goes to, rolling over to a new pack when this one is full. */
+  private packWithRoom(): SessionPack {
+    const cur = this.current;
+    if (cur?.writer !== undefined && cur.writer.length + PAGE_SIZE <= this.settings.packSizeLimit) return cur;
+    if (cur !== undefined) {
+      cur.writer?.flush();
+      cur.sealed = true;
+    }
+    const id = this.nextPackId++;
+    const createdAtMs = Date.now();
+    const writer = PackWriter.create(
+      this.layout.packFile(id),
+      { packId: id, storeId: this.index.storeId, createdAtMs },
+      this.settings.writeBufferBytes,
+    );
+    const entry: SessionPack = { id, createdAtMs, startLength: 0, writer, sealed: false };
+    this.packs.push(entry);
+    this.current = entry;
+    return entry;
+  }
+}

@@ -1,0 +1,130 @@
+// Appends pages to one pack file through a large buffer (a write per writeBufferBytes, not
+// per page). Nothing it writes is visible until the index commits it, so bytes past the
+// committed length are garbage a crash may leave behind; reopening cuts them off.
+import * as fs from 'node:fs';
+import { PAGE_SIZE } from '../criu/page-size';
+import { syncFd, writeFully } from './durable-fs';
+import { PackHeader, encodePackHeader } from './pack-header';
+import { checkHeader } from './pack-reader';
+import { PackCorruptError } from './store-error';
+
+export const DEFAULT_WRITE_BUFFER_BYTES = 8 * 1024 * 1024;
+
+export class PackWriter {
+  private fd: number | undefined;
+  private readonly buffer: Buffer;
+  private buffered = 0;
+  /** File offset where the buffer's first byte goes. */
+  private flushedLength: number;
+
+  private constructor(
+    readonly packId: number,
+    readonly file: string,
+    /** The file was created by this writer (its directory entry is not durable yet). */
+    readonly isNew: boolean,
+    fd: number,
+    startLength: number,
+    bufferBytes: number,
+  ) {
+    this.fd = fd;
+    this.flushedLength = startLength;
+    this.buffer = Buffer.allocUnsafe(Math.max(PAGE_SIZE, bufferBytes - (bufferBytes % PAGE_SIZE)));
+  }
+
+  /** A new pack file (replacing any garbage file of that name: ids are never reused once committed). */
+  static create(file: string, header: PackHeader, bufferBytes = DEFAULT_WRITE_BUFFER_BYTES): PackWriter {
+    const fd = fs.openSync(
+      file,
+      fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC,
+      0o644,
+    );
+    const writer = new PackWriter(header.packId, file, true, fd, 0, bufferBytes);
+    writer.appendRaw(encodePackHeader(header));
+    return writer;
+  }
+
+  /** Continue the open pack after its last committed page (cutting off any garbage tail). */
+  static reopen(file: string, packId: number, storeId: string, committedLength: number, bufferBytes = DEFAULT_WRITE_BUFFER_BYTES): PackWriter {
+    let fd: number;
+    try {
+      fd = fs.openSync(file, fs.constants.O_RDWR);
+    } catch (err) {
+      throw new PackCorruptError(packId, file, `cannot open it (${(err as Error).message})`);
+    }
+    try {
+      checkHeader(fd, file, packId, storeId);
+      const size = fs.fstatSync(fd).size;
+      if (size < committedLength) {
+        throw new PackCorruptError(packId, file, `it is ${size} bytes but the index has pages up to byte ${committedLength}`);
+      }
+      if (size > committedLength) fs.ftruncateSync(fd, committedLength);
+      return new PackWriter(packId, file, false, fd, committedLength, bufferBytes);
+    } catch (err) {
+      fs.closeSync(fd);
+      throw err;
+    }
+  }
+
+  /** File length once everything appended so far is written. */
+  get length(): number {
+    return this.flushedLength + this.buffered;
+  }
+
+  /** Append one page; returns its offset in the file. */
+  append(page: Buffer): number {
+    const offset = this.length;
+    this.appendRaw(page);
+    return offset;
+  }
+
+  private appendRaw(bytes: Buffer): void {
+    let done = 0;
+    while (done < bytes.length) {
+      if (this.buffered === this.buffer.length) this.flush();
+      const n = bytes.copy(this.buffer, this.buffered, done);
+      this.buffered += n;
+      done += n;
+    }
+  }
+
+  flush(): void {
+    if (this.buffered === 0) return;
+    writeFully(this.openFd(), this.buffer.subarray(0, this.buffered), this.flushedLength);
+    this.flushedLength += this.buffered;
+    this.buffered = 0;
+  }
+
+  /** Flush and fsync: every appended page is durable when this resolves. */
+  async sync(): Promise<void> {
+    this.flush();
+    await syncFd(this.openFd());
+  }
+
+  /** Forget everything after length (an aborted ingest's pages). */
+  truncate(length: number): void {
+    this.buffered = 0;
+    this.flushedLength = length;
+    fs.ftruncateSync(this.openFd(), length);
+  }
+
+  /** Close the file (buffered bytes not flushed are dropped). Idempotent. */
+  close(): void {
+    if (this.fd === undefined) return;
+    fs.closeSync(this.fd);
+    this.fd = undefined;
+  }
+
+  private openFd(): number {
+    if (this.fd === undefined) throw new Error(`pack ${this.packId} writer is closed`);
+    return this.fd;
+  }
+}
+
+/** Sealed packs are read-only on disk too (best effort: root ignores the mode, tools do not). */
+export function makePackReadOnly(file: string): void {
+  try {
+    fs.chmodSync(file, 0o444);
+  } catch {
+    /* the index's sealed flag is what counts */
+  }
+}

@@ -1,0 +1,109 @@
+// A pages file as runs: zero pages as a count, stored pages as their names back to back.
+// This is how a manifest holds a pages file in memory and on disk, so a manifest's size (and
+// the memory decoding it takes) follows its stored pages, not the zero pages it stands for.
+//
+// Canonical form, which the manifest writer requires and its reader enforces: every run has
+// count >= 1, and no two neighbouring runs are of the same kind.
+import { HASH_BYTES, PageRef, ZERO_PAGE_REF, storedPageRef } from './page-ref';
+
+export interface ZeroRun {
+  readonly kind: 'zero';
+  readonly count: number;
+}
+
+export interface StoredRun {
+  readonly kind: 'stored';
+  readonly count: number;
+  /** count * HASH_BYTES bytes: the page names in order. */
+  readonly hashes: Buffer;
+}
+
+export type PageRun = ZeroRun | StoredRun;
+
+export function runsPageCount(runs: readonly PageRun[]): number {
+  let n = 0;
+  for (const r of runs) n += r.count;
+  return n;
+}
+
+/** The pages of runs in order. */
+export function* pageRefsOf(runs: readonly PageRun[]): Generator<PageRef> {
+  for (const r of runs) {
+    if (r.kind === 'zero') {
+      for (let i = 0; i < r.count; i++) yield ZERO_PAGE_REF;
+    } else {
+      for (let i = 0; i < r.count; i++) yield storedPageRef(r.hashes.subarray(i * HASH_BYTES, (i + 1) * HASH_BYTES));
+    }
+  }
+}
+
+const CHUNK_HASHES = 4096;
+
+/** Builds canonical runs from pages in order (what an ingest returns, page by page). */
+export class PageRunsBuilder {
+  private readonly runs: PageRun[] = [];
+  private zeros = 0;
+  private chunks: Buffer[] = [];
+  private chunk: Buffer | undefined;
+  private inChunk = 0;
+  private stored = 0;
+  private total = 0;
+
+  get pageCount(): number {
+    return this.total;
+  }
+
+  add(ref: PageRef): void {
+    this.total++;
+    if (ref.kind === 'zero') {
+      this.closeStored();
+      this.zeros++;
+      return;
+    }
+    if (ref.hash.length !== HASH_BYTES) throw new RangeError(`a page name is ${HASH_BYTES} bytes, got ${ref.hash.length}`);
+    this.closeZeros();
+    if (this.chunk === undefined || this.inChunk === CHUNK_HASHES) {
+      if (this.chunk !== undefined) this.chunks.push(this.chunk);
+      this.chunk = Buffer.allocUnsafe(CHUNK_HASHES * HASH_BYTES);
+      this.inChunk = 0;
+    }
+    ref.hash.copy(this.chunk, this.inChunk * HASH_BYTES);
+    this.inChunk++;
+    this.stored++;
+  }
+
+  addAll(refs: Iterable<PageRef>): void {
+    for (const r of refs) this.add(r);
+  }
+
+  /** The runs so far; the builder can go on adding after this. */
+  build(): PageRun[] {
+    this.closeZeros();
+    this.closeStored();
+    return [...this.runs];
+  }
+
+  private closeZeros(): void {
+    if (this.zeros === 0) return;
+    this.runs.push({ kind: 'zero', count: this.zeros });
+    this.zeros = 0;
+  }
+
+  private closeStored(): void {
+    if (this.stored === 0) return;
+    const parts = [...this.chunks];
+    if (this.chunk !== undefined) parts.push(this.chunk.subarray(0, this.inChunk * HASH_BYTES));
+    this.runs.push({ kind: 'stored', count: this.stored, hashes: Buffer.concat(parts) });
+    this.chunks = [];
+    this.chunk = undefined;
+    this.inChunk = 0;
+    this.stored = 0;
+  }
+}
+
+/** Runs for a list of pages. */
+export function runsOf(refs: Iterable<PageRef>): PageRun[] {
+  const b = new PageRunsBuilder();
+  b.addAll(refs);
+  return b.build();
+}

@@ -1,0 +1,389 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { PAGE_SIZE } from '../criu/page-size';
+import { readManifestFile, writeManifestFile } from './manifest-file';
+import { PACK_HEADER_SIZE } from './pack-header';
+import { hashPage } from './page-hash';
+import { PageRef, StoredPageRef, ZERO_PAGE_REF, storedPageRef } from './page-ref';
+import { PageRunsBuilder, pageRefsOf } from './page-runs';
+import { PageStore, PageStoreOptions } from './page-store';
+import {
+  CheckpointExistsError,
+  CheckpointNotFoundError,
+  PageCorruptError,
+  PageMissingError,
+  SessionClosedError,
+  StoreArgumentError,
+  StoreLockTimeoutError,
+  WrongStoreError,
+} from './store-error';
+import { DEFAULT_STORE_ROOT, defaultStoreRoot } from './store-layout';
+import { pageAt, randomPages, testPage } from './test-pages';
+
+const ZERO = Buffer.alloc(PAGE_SIZE);
+let root: string;
+const stores: PageStore[] = [];
+
+function open(options: PageStoreOptions = {}): PageStore {
+  const store = PageStore.open(root, options);
+  stores.push(store);
+  return store;
+}
+
+beforeEach(() => {
+  root = fs.mkdtempSync(path.join(os.tmpdir(), 'pageshare-store-'));
+});
+
+afterEach(() => {
+  for (const s of stores.splice(0)) s.close();
+  fs.rmSync(root, { recursive: true, force: true });
+});
+
+/** Ingest pages (a buffer of whole pages) as one checkpoint; returns the refs in order. */
+async function ingest(store: PageStore, id: string, pages: Buffer, expectedPages?: number): Promise<PageRef[]> {
+  const session = await store.beginIngest({ checkpointId: id, containerId: `ctr-${id}`, namespace: 'default', expectedPages });
+  const refs = session.addPages(pages);
+  await session.commit();
+  return refs;
+}
+
+function stored(refs: readonly PageRef[]): StoredPageRef[] {
+  return refs.filter((r): r is StoredPageRef => r.kind === 'stored');
+}
+
+function packFiles(): string[] {
+  return fs.readdirSync(path.join(root, 'packs')).sort();
+}
+
+describe('PageStore', () => {
+  it('creates its layout and takes its root from PAGESHARE_ROOT', () => {
+    const store = open();
+    for (const entry of ['index.db', 'packs', 'tmp', 'locks']) expect(fs.existsSync(path.join(root, entry))).toBe(true);
+    expect(store.storeId).toMatch(/^[0-9a-f]{32}$/);
+    expect(PageStore.open(root).storeId).toBe(store.storeId);
+    expect(defaultStoreRoot({ PAGESHARE_ROOT: '/srv/ps' })).toBe('/srv/ps');
+    expect(defaultStoreRoot({})).toBe(DEFAULT_STORE_ROOT);
+    expect(DEFAULT_STORE_ROOT).toBe('/var/lib/pageshare');
+  });
+
+  it('reads back what it ingested, verified, one page or many at a time', async () => {
+    const store = open();
+    const pages = Buffer.concat([randomPages(100), ZERO, pageAt(randomPages(1), 0)]);
+    const refs = await ingest(store, 'c1', pages);
+    expect(refs).toHaveLength(102);
+    expect(refs[100]).toBe(ZERO_PAGE_REF);
+    for (let i = 0; i < 102; i++) {
+      const r = refs[i];
+      if (r.kind === 'stored') expect(store.readPage(r.hash).equals(pageAt(pages, i))).toBe(true);
+    }
+    expect(store.readPages(refs, { checkpointId: 'c1' }).equals(pages)).toBe(true);
+    // Out of order and repeated.
+    const shuffled = [refs[5], refs[100], refs[2], refs[5], refs[99]];
+    const expected = Buffer.concat([pageAt(pages, 5), ZERO, pageAt(pages, 2), pageAt(pages, 5), pageAt(pages, 99)]);
+    expect(store.readPages(shuffled).equals(expected)).toBe(true);
+    expect(store.getCheckpoint('c1')).toMatchObject({
+      id: 'c1',
+      containerId: 'ctr-c1',
+      namespace: 'default',
+      pageCount: 102,
+      zeroPages: 1,
+      uniquePages: 101,
+      newPages: 101,
+    });
+    expect((await store.verify()).ok).toBe(true);
+  });
+
+  it('stores each page once: 10 ingests of the same 1000 pages keep one copy', async () => {
+    const store = open();
+    const pages = randomPages(1000);
+    for (let i = 0; i < 10; i++) {
+      await ingest(store, `same-${i}`, pages);
+      expect(store.getCheckpoint(`same-${i}`).newPages).toBe(i === 0 ? 1000 : 0);
+    }
+    const stats = store.stats();
+    expect(stats.pages).toBe(1000);
+    expect(stats.checkpoints).toBe(10);
+    expect(stats.logicalBytes).toBe(10 * 1000 * PAGE_SIZE);
+    expect(stats.physicalBytes).toBe(PACK_HEADER_SIZE + 1000 * PAGE_SIZE);
+    expect(stats.dedupRatio).toBeGreaterThan(9.9);
+  });
+
+  it('dedups within one ingest too', async () => {
+    const store = open();
+    const page = pageAt(randomPages(1), 0);
+    const refs = await ingest(store, 'rep', Buffer.concat([page, page, page]));
+    expect(new Set(stored(refs).map((r) => r.hash.toString('hex'))).size).toBe(1);
+    expect(store.getCheckpoint('rep')).toMatchObject({ pageCount: 3, uniquePages: 1, newPages: 1 });
+    expect(store.stats().pages).toBe(1);
+  });
+
+  it('never stores zero pages, but counts them', async () => {
+    const store = open();
+    const refs = await ingest(store, 'zeros', Buffer.concat([Buffer.alloc(500 * PAGE_SIZE), testPage('z', 1)]));
+    expect(refs.filter((r) => r.kind === 'zero')).toHaveLength(500);
+    const stats = store.stats();
+    expect(stats).toMatchObject({ pages: 1, zeroPagesReferenced: 500, logicalBytes: 501 * PAGE_SIZE });
+    expect(stats.physicalBytes).toBe(PACK_HEADER_SIZE + PAGE_SIZE);
+    expect(store.readPages(refs).equals(Buffer.concat([Buffer.alloc(500 * PAGE_SIZE), testPage('z', 1)]))).toBe(true);
+  });
+
+  it('finds a flipped byte: readPage throws PageCorruptError and verify reports it', async () => {
+    const store = open();
+    const refs = stored(await ingest(store, 'victim', randomPages(10)));
+    await ingest(store, 'bystander', randomPages(3));
+    const place = store.locatePage(refs[4].hash);
+    expect(place).toBeDefined();
+    const fd = fs.openSync(place!.file, 'r+');
+    const b = Buffer.alloc(1);
+    fs.readSync(fd, b, 0, 1, place!.offset + 100);
+    b[0] ^= 0xff;
+    fs.writeSync(fd, b, 0, 1, place!.offset + 100);
+    fs.closeSync(fd);
+
+    let thrown: unknown;
+    try {
+      store.readPages(refs, { checkpointId: 'victim' });
+    } catch (err) {
+      thrown = err;
+    }
+    expect(thrown).toBeInstanceOf(PageCorruptError);
+    const e = thrown as PageCorruptError;
+    expect(e).toMatchObject({ reason: 'STORE_PAGE_CORRUPT', hash: refs[4].hash.toString('hex'), checkpointId: 'victim', packId: place!.packId, offset: place!.offset });
+    expect(e.message).toContain('victim');
+    expect(e.message).toContain('pageshare store verify');
+    expect(() => store.readPage(refs[4].hash)).toThrow(PageCorruptError);
+    expect(store.readPage(refs[3].hash)).toHaveLength(PAGE_SIZE);
+
+    const report = await store.verify();
+    expect(report.ok).toBe(false);
+    expect(report.problems).toEqual([
+      expect.objectContaining({ kind: 'page-corrupt', hash: refs[4].hash.toString('hex'), packId: place!.packId, offset: place!.offset, checkpointIds: ['victim'] }),
+    ]);
+    expect(report.damagedCheckpoints).toEqual(['victim']);
+  });
+
+  it('reports a missing page naming the checkpoint and the page', async () => {
+    const store = open();
+    const refs = stored(await ingest(store, 'gone', randomPages(4)));
+    fs.rmSync(store.locatePage(refs[0].hash)!.file);
+    expect(() => store.readPages(refs, { checkpointId: 'gone' })).toThrow(PageMissingError);
+    expect(() => store.readPages(refs, { checkpointId: 'gone' })).toThrow(/page [0-9a-f]{64} of checkpoint gone is missing/);
+    const unknown = hashPage(testPage('never', 0));
+    expect(() => store.readPage(unknown)).toThrow(PageMissingError);
+    const report = await store.verify();
+    expect(report.ok).toBe(false);
+    expect(report.problems[0]).toMatchObject({ kind: 'pack-missing' });
+    expect(report.damagedCheckpoints).toEqual(['gone']);
+  });
+
+  it('leaves nothing behind when an ingest is aborted', async () => {
+    const store = open();
+    await ingest(store, 'kept', randomPages(5));
+    const before = packFiles().map((f) => fs.statSync(path.join(root, 'packs', f)).size);
+    const session = await store.beginIngest({ checkpointId: 'dropped', containerId: 'c', namespace: 'n' });
+    session.addPages(randomPages(50));
+    session.abort();
+    session.abort();
+    expect(session.state).toBe('aborted');
+    expect(() => session.addPage(testPage('x', 0))).toThrow(SessionClosedError);
+    expect(packFiles().map((f) => fs.statSync(path.join(root, 'packs', f)).size)).toEqual(before);
+    expect(store.listCheckpoints().map((c) => c.id)).toEqual(['kept']);
+    expect(store.stats().pages).toBe(5);
+    // The lock was released: the next ingest starts at once.
+    await ingest(store, 'next', randomPages(1));
+  });
+
+  it('treats bytes after the last committed page as reclaimable, and the next ingest cuts them off', async () => {
+    const store = open();
+    await ingest(store, 'a', randomPages(3));
+    const [pack] = packFiles();
+    const file = path.join(root, 'packs', pack);
+    fs.appendFileSync(file, randomPages(2).subarray(0, PAGE_SIZE + 123));
+    const report = await store.verify();
+    expect(report.ok).toBe(true);
+    expect(report.reclaimable.tailBytes).toBe(PAGE_SIZE + 123);
+    await ingest(store, 'b', randomPages(1));
+    expect(fs.statSync(file).size).toBe(PACK_HEADER_SIZE + 4 * PAGE_SIZE);
+    expect((await store.verify()).reclaimable.tailBytes).toBe(0);
+  });
+
+  it('checks its arguments and its state', async () => {
+    const store = open();
+    const session = await store.beginIngest({ checkpointId: 'x', containerId: 'c', namespace: 'n' });
+    expect(() => session.addPage(Buffer.alloc(100))).toThrow(StoreArgumentError);
+    expect(() => session.addPages(Buffer.alloc(PAGE_SIZE + 1))).toThrow(StoreArgumentError);
+    await session.commit();
+    await expect(session.commit()).rejects.toThrow(SessionClosedError);
+    await expect(store.beginIngest({ checkpointId: 'x', containerId: 'c', namespace: 'n' })).rejects.toThrow(CheckpointExistsError);
+    await expect(store.beginIngest({ checkpointId: '', containerId: 'c', namespace: 'n' })).rejects.toThrow(StoreArgumentError);
+    expect(() => store.getCheckpoint('nope')).toThrow(CheckpointNotFoundError);
+    expect(() => store.removeCheckpoint('nope')).toThrow(CheckpointNotFoundError);
+    store.close();
+    expect(() => store.stats()).toThrow(expect.objectContaining({ reason: 'STORE_CLOSED' }));
+  });
+
+  it('serializes ingests: a second one waits for the first, or times out', async () => {
+    const a = open();
+    const b = open();
+    const first = await a.beginIngest({ checkpointId: 'first', containerId: 'c', namespace: 'n' });
+    await expect(b.beginIngest({ checkpointId: 'late', containerId: 'c', namespace: 'n' }, { lockTimeoutMs: 30 })).rejects.toThrow(StoreLockTimeoutError);
+    let secondStarted = false;
+    const second = b.beginIngest({ checkpointId: 'second', containerId: 'c', namespace: 'n' }).then((s) => {
+      secondStarted = true;
+      return s;
+    });
+    const shared = testPage('shared', 0);
+    first.addPage(shared);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(secondStarted).toBe(false);
+    await first.commit();
+    const s2 = await second;
+    s2.addPage(shared);
+    s2.addPage(testPage('own', 0));
+    await s2.commit();
+    expect(b.getCheckpoint('second').newPages).toBe(1);
+    expect((await a.verify()).ok).toBe(true);
+  });
+
+  it('rolls over to a new pack at the size limit, keeping an ingest contiguous and in order', async () => {
+    const limit = PACK_HEADER_SIZE + 64 * PAGE_SIZE;
+    const store = open({ packSizeLimit: limit, writeBufferBytes: 16 * PAGE_SIZE });
+    const refs = stored(await ingest(store, 'big', randomPages(150)));
+    const places = refs.map((r) => store.locatePage(r.hash)!);
+    expect(places.map((p) => p.packId)).toEqual([...Array(150).keys()].map((i) => 1 + Math.floor(i / 64)));
+    for (let i = 1; i < 150; i++) {
+      if (places[i].packId === places[i - 1].packId) expect(places[i].offset).toBe(places[i - 1].offset + PAGE_SIZE);
+    }
+    expect(places.map((p) => p.sealed)).toEqual([...Array(150).keys()].map((i) => i < 128));
+    expect(fs.statSync(places[0].file).mode & 0o777).toBe(0o444);
+    // A checkpoint that would not fit in what is left of the open pack starts a new one.
+    const next = stored(await ingest(store, 'next', randomPages(50), 50));
+    expect(store.locatePage(next[0].hash)).toMatchObject({ packId: 4, offset: PACK_HEADER_SIZE });
+    expect(store.locatePage(refs[149].hash)!.sealed).toBe(true);
+  });
+
+  it('seals the open pack on request and never appends to it again', async () => {
+    const store = open();
+    const refs = stored(await ingest(store, 'a', randomPages(3)));
+    const file = store.locatePage(refs[0].hash)!.file;
+    const bytes = fs.readFileSync(file);
+    expect(await store.sealOpenPack()).toBe(1);
+    expect(await store.sealOpenPack()).toBeUndefined();
+    const more = stored(await ingest(store, 'b', randomPages(3)));
+    expect(store.locatePage(more[0].hash)).toMatchObject({ packId: 2, sealed: false });
+    expect(fs.readFileSync(file).equals(bytes)).toBe(true);
+    expect(store.locatePage(refs[0].hash)!.sealed).toBe(true);
+  });
+
+  it('gc removes only pages no kept checkpoint references, and deletes empty packs', async () => {
+    const store = open({ packSizeLimit: PACK_HEADER_SIZE + 100 * PAGE_SIZE });
+    const p = (n: number): Buffer => testPage('gc', n);
+    const range = (from: number, to: number): Buffer => Buffer.concat([...Array(to - from).keys()].map((i) => p(from + i)));
+    const a = stored(await ingest(store, 'a', range(0, 100))); // fills and seals pack 1
+    const b = stored(await ingest(store, 'b', range(50, 150))); // 50 shared, 50 new in pack 2
+    expect((await store.gc()).pagesRemoved).toBe(0);
+
+    store.removeCheckpoint('a');
+    const report = await store.gc({ compact: false });
+    expect(report.pagesRemoved).toBe(50);
+    expect(report.packsDeleted).toEqual([]);
+    expect(store.hasPage(a[0].hash)).toBe(false);
+    expect(store.readPages(b).equals(range(50, 150))).toBe(true);
+    expect(store.stats().pages).toBe(100);
+
+    store.removeCheckpoint('b');
+    const last = await store.gc();
+    expect(last.pagesRemoved).toBe(100);
+    expect(last.packsDeleted).toEqual([1, 2]);
+    expect(packFiles()).toEqual([]);
+    expect(store.stats()).toMatchObject({ pages: 0, packs: 0, physicalBytes: 0, checkpoints: 0 });
+    expect((await store.verify()).ok).toBe(true);
+  });
+
+  it('gc compacts mostly-dead sealed packs, keeping arrival order, and the pages still read back', async () => {
+    const store = open({ packSizeLimit: PACK_HEADER_SIZE + 32 * PAGE_SIZE });
+    const pages = randomPages(96); // packs 1..3
+    const all = stored(await ingest(store, 'all', pages));
+    await store.sealOpenPack();
+    const keepIdx = [3, 4, 5, 40, 41, 90];
+    const keep = keepIdx.map((i) => all[i]);
+    const keeper = await store.beginIngest({ checkpointId: 'keeper', containerId: 'c', namespace: 'n' });
+    for (const i of keepIdx) keeper.addPage(pageAt(pages, i));
+    await keeper.commit();
+    store.removeCheckpoint('all');
+    const report = await store.gc();
+    expect(report.pagesRemoved).toBe(90);
+    expect(report.packsCompacted).toEqual([1, 2, 3]);
+    expect(report.packsDeleted).toEqual([1, 2, 3]);
+    expect(report.packsCreated).toEqual([4]);
+    expect(report.bytesFreed).toBeGreaterThan(80 * PAGE_SIZE);
+    const places = keep.map((r) => store.locatePage(r.hash)!);
+    expect(places.map((p) => [p.packId, p.offset])).toEqual(keep.map((_, i) => [4, PACK_HEADER_SIZE + i * PAGE_SIZE]));
+    expect(store.readPages(keep).equals(Buffer.concat(keepIdx.map((i) => pageAt(pages, i))))).toBe(true);
+    expect(packFiles()).toEqual(['0000000004.pack']);
+    expect((await store.verify()).ok).toBe(true);
+  });
+
+  it('gc never deletes or compacts a pinned pack', async () => {
+    const store = open({ packSizeLimit: PACK_HEADER_SIZE + 8 * PAGE_SIZE });
+    const pages = randomPages(16);
+    const refs = stored(await ingest(store, 'a', pages)); // packs 1 and 2
+    await store.sealOpenPack();
+    await ingest(store, 'b', pageAt(pages, 9)); // keeps one page of pack 2 alive
+    const pack1 = store.locatePage(refs[0].hash)!;
+    const pack2 = store.locatePage(refs[9].hash)!;
+    const bytes1 = fs.readFileSync(pack1.file);
+    const bytes2 = fs.readFileSync(pack2.file);
+    store.pinPack(1, 'container:test/one');
+    store.pinPack(2, 'container:test/one');
+    expect(store.listPins().map((p) => p.packId)).toEqual([1, 2]);
+    store.removeCheckpoint('a');
+    const report = await store.gc();
+    expect(report.pinnedKept).toEqual([1, 2]);
+    expect(report.packsDeleted).toEqual([]);
+    expect(report.packsCompacted).toEqual([]);
+    expect(fs.readFileSync(pack1.file).equals(bytes1)).toBe(true);
+    expect(fs.readFileSync(pack2.file).equals(bytes2)).toBe(true);
+    expect((await store.verify()).ok).toBe(true);
+
+    expect(store.unpinPacks('container:test/one')).toBe(2);
+    const after = await store.gc();
+    expect(after.packsDeleted).toEqual([1, 2]);
+    expect(after.packsCompacted).toEqual([2]);
+    expect(store.readPage(refs[9].hash).equals(pageAt(pages, 9))).toBe(true);
+    expect(() => store.pinPack(1, 'late')).toThrow(expect.objectContaining({ reason: 'STORE_PACK_NOT_FOUND' }));
+  });
+
+  it('gc removes crash leftovers: unnamed pack files and tmp/', async () => {
+    const store = open();
+    await ingest(store, 'a', randomPages(2));
+    fs.writeFileSync(path.join(root, 'packs', '0000000099.pack'), Buffer.alloc(PAGE_SIZE));
+    fs.writeFileSync(path.join(root, 'tmp', 'junk'), 'x');
+    const report = await store.verify();
+    expect(report.ok).toBe(true);
+    expect(report.reclaimable.orphanFiles).toHaveLength(2);
+    const gc = await store.gc();
+    expect(gc.orphanFilesRemoved).toBe(2);
+    expect(packFiles()).toEqual(['0000000001.pack']);
+  });
+
+  it('restores a checkpoint from its manifest', async () => {
+    const store = open();
+    const pages = Buffer.concat([randomPages(10), Buffer.alloc(3 * PAGE_SIZE), randomPages(2)]);
+    const session = await store.beginIngest({ checkpointId: 'm', containerId: 'c', namespace: 'n' });
+    const runs = new PageRunsBuilder();
+    runs.addAll(session.addPages(pages));
+    await session.commit();
+    const dir = path.join(root, 'checkpoint-dir');
+    fs.mkdirSync(dir);
+    const file = await writeManifestFile(dir, { storeId: store.storeId, checkpointId: 'm', files: [{ name: 'pages-1.img', runs: runs.build() }] });
+    const manifest = await readManifestFile(file);
+    expect(manifest.storeId).toBe(store.storeId);
+    expect(store.readManifestPages(manifest, 'pages-1.img').equals(pages)).toBe(true);
+    expect(store.readPages([...pageRefsOf(manifest.files[0].runs)], { checkpointId: manifest.checkpointId }).equals(pages)).toBe(true);
+    expect(() => store.readManifestPages({ ...manifest, storeId: 'ff'.repeat(16) }, 'pages-1.img')).toThrow(WrongStoreError);
+    expect(() => store.readManifestPages(manifest, 'pages-9.img')).toThrow(StoreArgumentError);
+    expect(storedPageRef(hashPage(pageAt(pages, 0)))).toEqual([...pageRefsOf(manifest.files[0].runs)][0]);
+  });
+});
