@@ -2,9 +2,10 @@
 // driver. The task service only finds containers and calls them.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { RawArchive, type CheckpointArchive } from '../checkpoint/checkpoint-archive';
+import type { CheckpointArchive } from '../checkpoint/checkpoint-archive';
+import { PageStoreArchive } from '../checkpoint/page-store-archive';
 import { parseCheckpointRequest } from '../checkpoint/checkpoint-request';
-import { makeScratchDir } from '../checkpoint/scratch-dir';
+import { makeScratchDir, pageshareRoot } from '../checkpoint/scratch-dir';
 import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../errors/shim-error';
 import type { EventSink } from '../events/event-publisher';
 import { log, errorMessage } from '../log/logger';
@@ -77,8 +78,8 @@ export class Container {
     return container;
   }
 
-  /** How checkpoints are kept: the raw archive until the page store is wired in. */
-  static archive: CheckpointArchive = new RawArchive();
+  /** How checkpoints are kept: memory pages in the host's page store. */
+  static archive: CheckpointArchive = new PageStoreArchive(() => pageshareRoot());
 
   /** Stats and OOM notifications need the init's cgroup, known once it has a pid. */
   private watchCgroup(): void {

@@ -1,0 +1,74 @@
+// Checkpoints whose memory lives in the shared page store: after a dump, every present page
+// of every pages-*.img goes into the store (deduplicated, zero pages never stored) and the
+// checkpoint directory containerd tars keeps a page manifest instead of the raw pages.
+// Before a restore the pages files are rebuilt from the store, each page verified.
+import { randomUUID } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { checkPagesFile, listPagemaps, readPresentPages } from '../criu/checkpoint-images';
+import { presentPageCount } from '../criu/pagemap';
+import { log } from '../log/logger';
+import { PAGE_MANIFEST_FILE, readManifestFile, writeManifestFile } from '../store/manifest-file';
+import type { ManifestPagesFile } from '../store/page-manifest';
+import { PageRunsBuilder } from '../store/page-runs';
+import { PageStore } from '../store/page-store';
+import type { ArchiveContext, CheckpointArchive } from './checkpoint-archive';
+
+export class PageStoreArchive implements CheckpointArchive {
+  /** `root` is read at each use: PAGESHARE_ROOT may differ between callers in tests. */
+  constructor(private readonly root: () => string) {}
+
+  async store(imageDir: string, checkpointDir: string, context: ArchiveContext): Promise<void> {
+    const pagemaps = await listPagemaps(imageDir);
+    const expectedPages = pagemaps.reduce((n, f) => n + presentPageCount(f.pagemap), 0);
+    const pagesFiles = new Set(pagemaps.map((f) => path.basename(f.pagesPath)));
+    const store = PageStore.open(this.root());
+    try {
+      const session = await store.beginIngest({ checkpointId: randomUUID(), ...context, expectedPages });
+      let files: ManifestPagesFile[];
+      try {
+        files = [];
+        for (const pagemap of pagemaps) {
+          checkPagesFile(pagemap);
+          const runs = new PageRunsBuilder();
+          for await (const { page } of readPresentPages(pagemap)) runs.add(session.addPage(page));
+          files.push({ name: path.basename(pagemap.pagesPath), runs: runs.build() });
+        }
+        await session.commit();
+      } catch (err) {
+        session.abort();
+        throw err;
+      }
+      // The pages are durable in the store; only now may a manifest name them.
+      fs.mkdirSync(checkpointDir, { recursive: true });
+      for (const name of fs.readdirSync(imageDir)) {
+        if (!pagesFiles.has(name)) fs.cpSync(path.join(imageDir, name), path.join(checkpointDir, name), { recursive: true });
+      }
+      await writeManifestFile(checkpointDir, { storeId: store.storeId, checkpointId: session.checkpointId, files });
+      log.info(`checkpoint ${session.checkpointId} of ${context.containerId}: ${session.pageCount} pages, ${session.newPageCount} new in the store`);
+    } finally {
+      store.close();
+    }
+  }
+
+  async load(checkpointDir: string, scratchDir: string): Promise<string> {
+    const manifestPath = path.join(checkpointDir, PAGE_MANIFEST_FILE);
+    // A checkpoint with its pages inline (e.g. made by the runc shim) restores as it is.
+    if (!fs.existsSync(manifestPath)) return checkpointDir;
+    const manifest = await readManifestFile(manifestPath);
+    const imageDir = path.join(scratchDir, 'images');
+    fs.mkdirSync(imageDir, { recursive: true });
+    for (const name of fs.readdirSync(checkpointDir)) {
+      if (name !== PAGE_MANIFEST_FILE) fs.cpSync(path.join(checkpointDir, name), path.join(imageDir, name), { recursive: true });
+    }
+    const store = PageStore.open(this.root());
+    try {
+      for (const file of manifest.files) {
+        fs.writeFileSync(path.join(imageDir, file.name), store.readManifestPages(manifest, file.name));
+      }
+    } finally {
+      store.close();
+    }
+    return imageDir;
+  }
+}
