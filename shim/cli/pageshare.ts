@@ -1,68 +1,47 @@
-// `pageshare`: the operator's command line. For now it reports the shim servers running
-// on this host; store and checkpoint commands come with the page store.
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { Command } from 'commander';
-import { SHIM_STATE_DIR, isListening } from '../bootstrap/shim-socket';
+// `pageshare`: the operator's command line (bin/pageshare). Each command opens what it
+// needs, calls one method and prints the result; the exit code says how it went (cli-exit.ts).
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { SHIM_VERSION } from '../version';
+import { addCheckpointCommands } from './checkpoint-commands';
+import { EXIT_CODES_HELP, ExitCode, errorText, exitCodeOf } from './cli-exit';
+import { addShimsCommand } from './shims-command';
+import { addStoreCommands } from './store-commands';
 
-interface ShimServerInfo {
-  socket: string;
-  pid: number | null;
-  listening: boolean;
-  bootstrapVersion: number | null;
+function storeRoot(value: string): string {
+  if (value === '') throw new InvalidArgumentError('the store root must not be empty');
+  return value;
 }
 
-async function listShimServers(): Promise<ShimServerInfo[]> {
-  let names: string[];
-  try {
-    names = fs.readdirSync(SHIM_STATE_DIR).filter((n) => n.endsWith('.sock'));
-  } catch {
-    return [];
-  }
-  return Promise.all(
-    names.map(async (name) => {
-      const base = path.join(SHIM_STATE_DIR, name.slice(0, -'.sock'.length));
-      const read = (f: string): string | null => {
-        try {
-          return fs.readFileSync(f, 'utf8');
-        } catch {
-          return null;
-        }
-      };
-      const pid = Number(read(`${base}.pid`)) || null;
-      const bootstrap = read(`${base}.json`);
-      return {
-        socket: `${base}.sock`,
-        pid,
-        listening: await isListening(`${base}.sock`),
-        bootstrapVersion: bootstrap ? ((JSON.parse(bootstrap) as { version: number }).version ?? null) : null,
-      };
-    }),
-  );
+/** Run one command's action and record how it ended. */
+async function run(action: () => Promise<ExitCode>): Promise<void> {
+  process.exitCode = await action();
 }
 
-const program = new Command('pageshare').description('pageshare: checkpoint/restore runtime for containerd').version(SHIM_VERSION);
-program
-  .command('shims')
-  .description('list the pageshare shim servers on this host (one per containerd namespace)')
-  .option('--json', 'print JSON')
-  .action(async (opts: { json?: boolean }) => {
-    const servers = await listShimServers();
-    if (opts.json) {
-      process.stdout.write(JSON.stringify(servers, null, 2) + '\n');
-      return;
-    }
-    if (servers.length === 0) {
-      process.stdout.write('no shim servers\n');
-      return;
-    }
-    for (const s of servers) {
-      process.stdout.write(`${s.pid ?? '-'}\t${s.listening ? 'listening' : 'dead'}\tv${s.bootstrapVersion ?? '?'}\t${s.socket}\n`);
-    }
+function main(argv: readonly string[]): void {
+  // `pageshare ... | head` closes stdout early: that is not an error worth a stack trace.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? ExitCode.OK);
+    throw err;
   });
 
-program.parseAsync(process.argv).catch((err: unknown) => {
-  process.stderr.write(`pageshare: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exitCode = 1;
-});
+  const program = new Command('pageshare')
+    .description('pageshare: checkpoint/restore runtime for containerd')
+    .version(SHIM_VERSION)
+    .option('--root <dir>', 'the page store (default: $PAGESHARE_ROOT, else /var/lib/pageshare)', storeRoot)
+    .exitOverride()
+    .showHelpAfterError('(add --help for usage)')
+    .configureOutput({ outputError: (text, write) => write(text.replace(/^error: /, 'pageshare: ')) })
+    .addHelpText('afterAll', `\n${EXIT_CODES_HELP}`);
+  addStoreCommands(program, run);
+  addCheckpointCommands(program, run);
+  addShimsCommand(program, run);
+
+  program.parseAsync([...argv]).catch((err: unknown) => {
+    const code = exitCodeOf(err);
+    // commander has already printed its own errors (and help, and the version).
+    if (!(err instanceof CommanderError)) process.stderr.write(`${errorText(err)}\n`);
+    process.exitCode = code;
+  });
+}
+
+main(process.argv);
