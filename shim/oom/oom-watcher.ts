@@ -1,6 +1,7 @@
 // OOM notification for a cgroup v1 memory controller: an eventfd registered through
-// cgroup.event_control fires on OOM (and when the cgroup goes away); the oom_kill
-// counter tells the two apart.
+// cgroup.event_control fires on OOM and when the cgroup goes away. As containerd's own v1
+// watcher does, an event while the cgroup still exists is an OOM. (The kernel signals before
+// the OOM killer counts its kill in memory.oom_control, so that counter cannot decide.)
 import * as fs from 'node:fs';
 import * as native from '../native';
 import { log, errorMessage } from '../log/logger';
@@ -27,15 +28,10 @@ export function watchOom(cgroup: CgroupV1, onOom: () => void): () => void {
     stop();
     return () => undefined;
   }
-  let seen = cgroup.oomKillCount();
   watcher = native.watchReadable(efd, () => {
     if (efd === undefined || native.readEventfd(efd) === null) return;
     if (!fs.existsSync(memDir)) return stop();
-    const now = cgroup.oomKillCount();
-    if (now > seen) {
-      seen = now;
-      onOom();
-    }
+    onOom();
   });
   return stop;
 }

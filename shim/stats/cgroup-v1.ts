@@ -114,9 +114,4 @@ export class CgroupV1 {
     }
     return out;
   }
-
-  oomKillCount(): number {
-    const memDir = this.dir('memory');
-    return memDir ? (readKeyed(`${memDir}/memory.oom_control`).get('oom_kill') ?? 0) : 0;
-  }
 }
