@@ -22,6 +22,7 @@ export class PageStoreArchive implements CheckpointArchive {
     const pagemaps = await listPagemaps(imageDir);
     const expectedPages = pagemaps.reduce((n, f) => n + presentPageCount(f.pagemap), 0);
     const pagesFiles = new Set(pagemaps.map((f) => path.basename(f.pagesPath)));
+    const started = Date.now();
     const store = PageStore.open(this.root());
     try {
       const session = await store.beginIngest({ checkpointId: randomUUID(), ...context, expectedPages });
@@ -45,7 +46,7 @@ export class PageStoreArchive implements CheckpointArchive {
         if (!pagesFiles.has(name)) fs.cpSync(path.join(imageDir, name), path.join(checkpointDir, name), { recursive: true });
       }
       await writeManifestFile(checkpointDir, { storeId: store.storeId, checkpointId: session.checkpointId, files });
-      log.info(`checkpoint ${session.checkpointId} of ${context.containerId}: ${session.pageCount} pages, ${session.newPageCount} new in the store`);
+      log.info(`checkpoint ${session.checkpointId} of ${context.containerId}: ${session.pageCount} pages, ${session.newPageCount} new in the store, ingested in ${Date.now() - started} ms`);
     } finally {
       store.close();
     }
@@ -61,6 +62,7 @@ export class PageStoreArchive implements CheckpointArchive {
     for (const name of fs.readdirSync(checkpointDir)) {
       if (name !== PAGE_MANIFEST_FILE) fs.cpSync(path.join(checkpointDir, name), path.join(imageDir, name), { recursive: true });
     }
+    const started = Date.now();
     const store = PageStore.open(this.root());
     try {
       for (const file of manifest.files) {
@@ -69,6 +71,7 @@ export class PageStoreArchive implements CheckpointArchive {
     } finally {
       store.close();
     }
+    log.info(`checkpoint ${manifest.checkpointId}: pages rebuilt from the store in ${Date.now() - started} ms`);
     return imageDir;
   }
 }
