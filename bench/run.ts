@@ -3,13 +3,14 @@
  * writes its raw samples and summary to bench/results/<name>.json.
  *
  *   node dist/bench/run.js              every module
- *   node dist/bench/run.js lifecycle    only the named ones
+ *   node dist/bench/run.js lifecycle    only the named ones (lifecycle, checkpoint)
  */
 import { installInterruptHandlers, type BenchModule } from './common';
+import { checkpoint } from './checkpoint';
 import { lifecycle } from './lifecycle';
 
 /** In the order they run. Add new modules (checkpoint, gc, sharing...) here. */
-const MODULES: readonly BenchModule[] = [lifecycle];
+const MODULES: readonly BenchModule[] = [lifecycle, checkpoint];
 
 async function main(argv: readonly string[]): Promise<number> {
   const unknown = argv.filter((name) => !MODULES.some((m) => m.name === name));
