@@ -54,19 +54,13 @@ import {
   timedCtr,
   writeResult,
   type BenchModule,
+  type RuntimeDef,
+  type RuntimeKey,
   type BenchReport,
   type Memory,
   type Summary,
   type TimedResult,
 } from './common';
-
-type RuntimeKey = 'stock' | 'pageshare';
-
-interface RuntimeDef {
-  key: RuntimeKey;
-  runtime: string;
-  label: string;
-}
 
 const RUNTIMES: readonly RuntimeDef[] = [
   { key: 'stock', runtime: RUNC_RUNTIME, label: 'runc.v2 (stock)' },

@@ -13,6 +13,15 @@ import { depPaths, repoRoot } from '../integration/harness/paths';
 import { run } from '../integration/harness/process';
 
 /** A benchmark module as bench/run.ts runs it. */
+/** The two runtimes every benchmark compares. */
+export type RuntimeKey = 'stock' | 'pageshare';
+
+export interface RuntimeDef {
+  key: RuntimeKey;
+  runtime: string;
+  label: string;
+}
+
 export interface BenchModule {
   name: string;
   /** Runs the benchmark, writes bench/results/<name>.json and returns the table to print. */

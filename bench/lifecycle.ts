@@ -45,23 +45,20 @@ import {
   writeResult,
   zeroMemory,
   type BenchModule,
+  type RuntimeDef,
+  type RuntimeKey,
   type BenchReport,
   type Memory,
   type Summary,
   type TimedResult,
 } from './common';
 
-type RuntimeKey = 'stock' | 'pageshare';
-
-interface RuntimeDef {
-  key: RuntimeKey;
-  runtime: string;
-  label: string;
+interface ShimRuntimeDef extends RuntimeDef {
   /** Does this command line belong to this runtime's shim (of the containerd at `address`)? */
   isShim(cmd: string, address: string): boolean;
 }
 
-const RUNTIMES: readonly RuntimeDef[] = [
+const RUNTIMES: readonly ShimRuntimeDef[] = [
   {
     key: 'stock',
     runtime: RUNC_RUNTIME,
@@ -235,7 +232,7 @@ class Lab {
 }
 
 /** The distinct parents of the containers' init processes, each checked to be `def`'s shim. */
-async function shimPidsOf(lab: Lab, def: RuntimeDef, ns: string, ids: readonly string[]): Promise<number[]> {
+async function shimPidsOf(lab: Lab, def: ShimRuntimeDef, ns: string, ids: readonly string[]): Promise<number[]> {
   const pids = new Set<number>();
   for (const id of ids) {
     const init = await lab.initPid(ns, id);
@@ -250,7 +247,7 @@ async function shimPidsOf(lab: Lab, def: RuntimeDef, ns: string, ids: readonly s
   return [...pids].sort((a, b) => a - b);
 }
 
-async function measureMemory(lab: Lab, def: RuntimeDef, ns: string, ids: readonly string[]): Promise<MemoryPoint> {
+async function measureMemory(lab: Lab, def: ShimRuntimeDef, ns: string, ids: readonly string[]): Promise<MemoryPoint> {
   const shimPids = await shimPidsOf(lab, def, ns, ids);
   const shimPidsByCmdline = findProcesses((cmd) => def.isShim(cmd, lab.containerd.address));
   const readings: Memory[] = [];
@@ -307,7 +304,7 @@ async function runBenchmark(): Promise<BenchReport> {
     containerd = await startContainerd({ version: '1.7', logLevel: 'info' });
     lab = new Lab(containerd);
     const machine = await machineInfo(containerd);
-    const [stock, ours] = RUNTIMES as [RuntimeDef, RuntimeDef];
+    const [stock, ours] = RUNTIMES as readonly [ShimRuntimeDef, ShimRuntimeDef];
 
     // 1a. Cold: the first container of a fresh namespace (pageshare: a new server too).
     for (let round = 0; round < COLD_ROUNDS; round++) {
