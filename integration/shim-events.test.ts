@@ -34,7 +34,7 @@ beforeAll(async () => {
   workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pse-'));
   const tar = path.join(workDir, 'busybox.tar');
   await buildBusyboxImage(tar, IMAGE);
-  containerd = await startContainerd({ version: '1.7' });
+  containerd = await startContainerd({ version: '1.7', env: { PAGESHARE_ROOT: path.join(workDir, 'store') } });
   await importImage(containerd, tar);
   watcher = spawn(containerd.ctrPath, ['--address', containerd.address, 'events'], { stdio: ['ignore', 'pipe', 'ignore'] });
   let buffered = '';
@@ -98,4 +98,17 @@ it('publishes TaskOOM when the container hits its memory limit', async () => {
   expect(r.code).toBe(137);
   await waitFor(() => eventsFor('ev-oom').some((e) => e.topic === '/tasks/delete'), { timeoutMs: 10_000 });
   expect(eventsFor('ev-oom').map((e) => e.topic)).toContain('/tasks/oom');
+});
+
+it('publishes TaskCheckpointed after a checkpoint', async () => {
+  await containerd.ctrOk(['run', '-d', '--runtime', PAGESHARE_RUNTIME, IMAGE, 'ev-ck', 'sleep', '1000']);
+  await containerd.ctrOk(['containers', 'checkpoint', '--task', 'ev-ck', 'docker.io/library/ev-ck:1']);
+  await waitFor(() => eventsFor('ev-ck').some((e) => e.topic === '/tasks/checkpointed'), { timeoutMs: 10_000 });
+  // containerd pauses the task around the call.
+  const topics = eventsFor('ev-ck').map((e) => e.topic);
+  expect(topics.indexOf('/tasks/paused')).toBeLessThan(topics.indexOf('/tasks/checkpointed'));
+  await containerd.ctrOk(['task', 'kill', '-s', 'SIGKILL', 'ev-ck']);
+  await waitFor(async () => (await containerd.taskStatus('ev-ck')) === 'STOPPED', { timeoutMs: 10_000 });
+  await containerd.ctr(['task', 'rm', 'ev-ck']);
+  await containerd.ctr(['container', 'rm', 'ev-ck']);
 });
