@@ -3,7 +3,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { CheckpointArchive } from '../checkpoint/checkpoint-archive';
-import { PageStoreArchive } from '../checkpoint/page-store-archive';
 import { parseCheckpointRequest } from '../checkpoint/checkpoint-request';
 import { makeScratchDir, pageshareRoot } from '../checkpoint/scratch-dir';
 import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../errors/shim-error';
@@ -54,7 +53,7 @@ export class Container {
     );
     const paths = { stdin: request.stdin, stdout: request.stdout, stderr: request.stderr };
     const restoreSource = request.checkpoint
-      ? { checkpointDir: request.checkpoint, archive: Container.archive, scratchDir: makeScratchDir('restore', request.id) }
+      ? { checkpointDir: request.checkpoint, archive: await Container.archive(), scratchDir: makeScratchDir('restore', request.id) }
       : undefined;
     const init = new InitProcess(
       request.id,
@@ -78,8 +77,18 @@ export class Container {
     return container;
   }
 
-  /** How checkpoints are kept: memory pages in the host's page store. */
-  static archive: CheckpointArchive = new PageStoreArchive(() => pageshareRoot());
+  private static archiveInstance: CheckpointArchive | undefined;
+
+  /** How checkpoints are kept: memory pages in the host's page store. Loaded on first use:
+   * the store and CRIU modules (SQLite among them) cost a server that never checkpoints
+   * several MiB. */
+  static async archive(): Promise<CheckpointArchive> {
+    if (!Container.archiveInstance) {
+      const { PageStoreArchive } = await import('../checkpoint/page-store-archive');
+      Container.archiveInstance = new PageStoreArchive(() => pageshareRoot());
+    }
+    return Container.archiveInstance;
+  }
 
   /** Stats and OOM notifications need the init's cgroup, known once it has a pid. */
   private watchCgroup(): void {
@@ -165,7 +174,7 @@ export class Container {
   async checkpoint(checkpointDir: string, options: Any | null): Promise<void> {
     if (!path.isAbsolute(checkpointDir)) throw new InvalidArgumentError(`checkpoint path "${checkpointDir}" must be absolute`);
     const request = parseCheckpointRequest(options);
-    await this.init.checkpoint(checkpointDir, request, Container.archive, makeScratchDir('dump', this.id));
+    await this.init.checkpoint(checkpointDir, request, await Container.archive(), makeScratchDir('dump', this.id));
   }
 
   async pids(): Promise<ProcessInfo[]> {
