@@ -34,6 +34,7 @@ main(process.argv.slice(2)).then(
   },
   (err: unknown) => {
     process.stderr.write(`containerd-shim-pageshare-v1: ${errorMessage(err)}\n`);
-    process.exitCode = 1;
+    // A server that failed half-way (a socket bound, a subreaper) must not linger.
+    process.exit(1);
   },
 );

@@ -12,7 +12,7 @@ MAIN='@MAIN@'
 
 slow() { exec "$NODE" "$MAIN" "$@"; }
 
-namespace='' address='' bundle='' action=''
+namespace='' address='' bundle='' action='' want=''
 i=0
 for arg in "$@"; do
   i=$((i + 1))
@@ -39,7 +39,8 @@ key=$(printf '%s\000%s\0002' "$address" "$namespace" | sha256sum | cut -c1-24) |
 base="${PAGESHARE_SHIM_DIR:-/run/pageshare/s}/$key"
 [ -S "$base.sock" ] && [ -S "$base.ttrpc" ] && [ -r "$base.json" ] && [ -r "$base.pid" ] || slow "$@"
 read -r pid < "$base.pid" || [ -n "$pid" ] || slow "$@"
-grep -qa serve "/proc/$pid/cmdline" 2>/dev/null || slow "$@"
+# The pid is our server's (not a reused one): its command line names this containerd.
+grep -qa serve "/proc/$pid/cmdline" 2>/dev/null && grep -qaF -- "$address" "/proc/$pid/cmdline" || slow "$@"
 read -r endpoints < "$base.json" || [ -n "$endpoints" ] || slow "$@"
 
 # {"version":2,"grpc":"/run/.../x.sock","ttrpc":"/run/.../x.ttrpc"}, as the server writes it.

@@ -27,7 +27,8 @@ describe('the start fast path', () => {
       await new Promise<void>((resolve) => server.listen(sock, resolve));
       servers.push(server);
     }
-    fakeServer = spawn('sleep', ['60'], { argv0: 'node-serve' });
+    // A process whose command line looks like our server's: "serve" and the containerd address.
+    fakeServer = spawn('sh', ['-c', 'sleep 60; :', 'serve', '-address', '/run/test/containerd.sock']);
     fs.writeFileSync(`${base}.pid`, String(fakeServer.pid));
     fs.writeFileSync(`${base}.json`, JSON.stringify({ version: 3, grpc: `${base}.sock`, ttrpc: `${base}.ttrpc` }));
   });
@@ -56,6 +57,20 @@ describe('the start fast path', () => {
 
   it('honours PAGESHARE_SHIM_PROTOCOL=grpc', () => {
     expect(JSON.parse(start(args, { PAGESHARE_SHIM_PROTOCOL: 'grpc' }).stdout)).toMatchObject({ protocol: 'grpc', version: 3 });
+  });
+
+  it('does not trust a live pid whose command line is not this server (a reused pid)', () => {
+    const other = spawn('sh', ['-c', 'sleep 60; :', 'serve']);
+    const files = shimServerFiles('/run/test/containerd.sock', 'ns1');
+    const pidFile = path.join(dir, path.basename(files.pid));
+    const saved = fs.readFileSync(pidFile, 'utf8');
+    try {
+      fs.writeFileSync(pidFile, String(other.pid));
+      expect(start(args).stdout).toContain('SLOW-PATH');
+    } finally {
+      fs.writeFileSync(pidFile, saved);
+      other.kill();
+    }
   });
 
   it('leaves everything else to the real entry point', () => {

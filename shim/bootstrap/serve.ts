@@ -41,6 +41,12 @@ export async function serve(address: string, namespace: string): Promise<void> {
     log.info('no containers left: shutting down');
     removeServerFiles(files, problemCount() > 0);
     void events.flush().then(() => {
+      // A Create that reached us on an open connection meanwhile keeps us serving it (our
+      // files are gone, so new containers of the namespace get a new server).
+      if (service.containerCount > 0) {
+        log.warn('a container arrived while shutting down: serving it');
+        return;
+      }
       server.forceShutdown();
       ttrpc?.close();
       events.close();

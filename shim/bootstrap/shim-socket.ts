@@ -6,7 +6,8 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 
-export const SHIM_STATE_DIR = process.env['PAGESHARE_SHIM_DIR'] ?? '/run/pageshare/s';
+// An empty value means the default, as in the sh fast path.
+export const SHIM_STATE_DIR = process.env['PAGESHARE_SHIM_DIR'] || '/run/pageshare/s';
 
 export interface ShimServerFiles {
   /** gRPC socket. */
@@ -101,7 +102,12 @@ export function removeStaleServerFiles(): string[] {
   const removed: string[] = [];
   for (const name of names.filter((n) => n.endsWith('.pid'))) {
     const base = path.join(SHIM_STATE_DIR, name.slice(0, -'.pid'.length));
-    const pid = Number(fs.readFileSync(`${base}.pid`, 'utf8').trim());
+    let pid: number;
+    try {
+      pid = Number(fs.readFileSync(`${base}.pid`, 'utf8').trim());
+    } catch {
+      continue; // its server removed it meanwhile
+    }
     if (pid > 0 && isShimServer(pid)) continue;
     removeServerFiles({ socket: `${base}.sock`, ttrpcSocket: `${base}.ttrpc`, bootstrap: `${base}.json`, log: `${base}.log`, pid: `${base}.pid` });
     removed.push(base);

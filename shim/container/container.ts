@@ -65,11 +65,14 @@ export class Container {
       { noPivot: options.noPivot, noNewKeyring: options.noNewKeyring },
       restoreSource,
     );
-    await mountRootfs(bundle, request.rootfs);
     try {
+      await mountRootfs(bundle, request.rootfs);
       await init.create();
     } catch (err) {
+      // Leave nothing behind: runc's state (a retry would meet "exists"), the mount, scratch.
+      await runc.delete(request.id, true).catch(() => undefined);
       await unmountRootfs(bundle);
+      if (restoreSource) fs.rmSync(restoreSource.scratchDir, { recursive: true, force: true });
       throw err;
     }
     const container = new Container(request.id, bundle, namespace, init, runc, events);
@@ -164,7 +167,9 @@ export class Container {
     } else {
       await this.init.delete();
       this.stopOomWatch();
-      for (const exec of this.execs.values()) if (exec.lifecycle.state !== 'deleted') exec.closeStdin();
+      // Exec processes containerd never deleted (e.g. `exec --detach`) die with the init:
+      // release their stdio, or a namespace's long-lived server leaks their fds.
+      for (const exec of this.execs.values()) if (exec.lifecycle.state !== 'deleted') exec.releaseStdio();
       await unmountRootfs(this.bundle).catch((err) => log.warn('unmounting rootfs failed', { error: errorMessage(err) }));
     }
     return { pid: proc.pid, exit_status: proc.exit?.status ?? 0, exited_at: toTimestamp(proc.exit?.exitedAt) };
@@ -174,6 +179,7 @@ export class Container {
   async checkpoint(checkpointDir: string, options: Any | null): Promise<void> {
     if (!path.isAbsolute(checkpointDir)) throw new InvalidArgumentError(`checkpoint path "${checkpointDir}" must be absolute`);
     const request = parseCheckpointRequest(options);
+    this.init.lifecycle.check('checkpoint');
     await this.init.checkpoint(checkpointDir, request, await Container.archive(), makeScratchDir('dump', this.id));
   }
 
@@ -198,7 +204,4 @@ export class Container {
     await this.init.update(Buffer.from(resources.value).toString('utf8'));
   }
 
-  get hasLiveProcesses(): boolean {
-    return this.init.lifecycle.state !== 'deleted';
-  }
 }

@@ -32,9 +32,10 @@ const TOPICS: Record<TaskEventName, string> = {
 
 const MAX_ATTEMPTS = 30;
 const RETRY_DELAY_MS = 500;
+const PUBLISH_TIMEOUT_MS = 5000;
 
 interface PublishClient extends grpc.Client {
-  Publish(request: object, metadata: grpc.Metadata, callback: (err: grpc.ServiceError | null) => void): void;
+  Publish(request: object, metadata: grpc.Metadata, options: grpc.CallOptions, callback: (err: grpc.ServiceError | null) => void): void;
 }
 
 export interface EventSink {
@@ -78,7 +79,8 @@ export class EventPublisher implements EventSink {
       const metadata = new grpc.Metadata();
       metadata.set('containerd-namespace', this.namespace);
       const err = await new Promise<grpc.ServiceError | null>((resolve) =>
-        this.client.Publish(request, metadata, (e) => resolve(e)),
+        // A containerd that accepts but never answers must not stall every later event.
+        this.client.Publish(request, metadata, { deadline: Date.now() + PUBLISH_TIMEOUT_MS }, (e) => resolve(e)),
       );
       if (!err) return;
       log.warn(`publishing ${name} failed (attempt ${attempt})`, { error: errorMessage(err) });

@@ -1,41 +1,41 @@
 // containerd's stdio fifos, opened so that no read or open ever blocks the event loop.
 import * as fs from 'node:fs';
 import * as net from 'node:net';
-import { promisify } from 'node:util';
 
-const openAsync = promisify(fs.open);
 const { O_RDONLY, O_WRONLY, O_NONBLOCK } = fs.constants;
 
 /** A writer for a fifo containerd reads (stdout/stderr). As the runc shim does, a read end
  * is held open too, so a containerd restart (reader gone for a while) does not break the
  * copy with EPIPE. */
 export class FifoWriter {
+  private closed = false;
+
   private constructor(
     readonly stream: net.Socket,
     private readonly keepAliveFd: number,
   ) {}
 
-  static async open(path: string): Promise<FifoWriter> {
+  static open(path: string): FifoWriter {
+    // Our own read end first: then opening the write end never waits for containerd's
+    // reader (a client that died before Create would otherwise block it forever).
+    const keepAliveFd = fs.openSync(path, O_RDONLY | O_NONBLOCK);
     let fd: number;
     try {
       fd = fs.openSync(path, O_WRONLY | O_NONBLOCK);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENXIO') throw err;
-      // No reader yet: wait for one in the thread pool rather than on the loop.
-      fd = await openAsync(path, O_WRONLY);
+      fs.closeSync(keepAliveFd);
+      throw err;
     }
-    const keepAliveFd = fs.openSync(path, O_RDONLY | O_NONBLOCK);
     const stream = new net.Socket({ fd, readable: false, writable: true });
     return new FifoWriter(stream, keepAliveFd);
   }
 
+  /** Idempotent: the fd number may be someone else's after the first close. */
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
     this.stream.end();
-    try {
-      fs.closeSync(this.keepAliveFd);
-    } catch {
-      /* already closed */
-    }
+    fs.closeSync(this.keepAliveFd);
   }
 }
 

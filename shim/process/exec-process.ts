@@ -1,7 +1,7 @@
 // A process started in a running container with `runc exec --detach`.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { NotFoundError } from '../errors/shim-error';
+import { FailedPreconditionError, NotFoundError } from '../errors/shim-error';
 import type { IoContext, StdioPaths } from '../io/process-io';
 import type { RuncDriver } from '../runc/runc-driver';
 import type { OciProcess } from '../spec/oci-spec';
@@ -40,6 +40,9 @@ export class ExecProcess extends ShimProcess {
 
   kill(signal: number): void {
     this.lifecycle.check('kill');
+    // Not started (or start failed): there is no process. process.kill(0) would signal our own
+    // process group, the server itself.
+    if (this.pid <= 0 || this.exit) throw new FailedPreconditionError(`cannot kill exec ${this.execId}: it has no running process`);
     try {
       process.kill(this.pid, signal);
     } catch (err) {
@@ -51,7 +54,6 @@ export class ExecProcess extends ShimProcess {
   async delete(): Promise<void> {
     this.lifecycle.check('delete');
     await this.drainOutput(2_000);
-    this.stdio?.close();
-    this.lifecycle.apply('delete');
+    this.finishDelete();
   }
 }

@@ -93,12 +93,12 @@ export class InitProcess extends ShimProcess {
   /** Dumps the container with CRIU into `checkpointDir` through `archive`. On failure the
    * container runs on as before and the error carries the tail of CRIU's log. */
   async checkpoint(checkpointDir: string, request: CheckpointRequest, archive: CheckpointArchive, scratchDir: string): Promise<void> {
-    this.lifecycle.check('checkpoint');
     const imagePath = path.join(scratchDir, 'images');
     const workPath = request.workPath || path.join(scratchDir, 'work');
-    fs.mkdirSync(imagePath, { recursive: true });
-    fs.mkdirSync(workPath, { recursive: true });
     try {
+      this.lifecycle.check('checkpoint');
+      fs.mkdirSync(imagePath, { recursive: true });
+      fs.mkdirSync(workPath, { recursive: true });
       try {
         await this.runc.checkpoint(this.containerId, {
           imagePath,
@@ -159,13 +159,12 @@ export class InitProcess extends ShimProcess {
     if (this.lifecycle.state === 'created-checkpoint') {
       // Never restored: runc knows nothing of it; only the scratch space is ours.
       if (this.restoreSource) fs.rmSync(this.restoreSource.scratchDir, { recursive: true, force: true });
-      this.lifecycle.apply('delete');
+      this.finishDelete();
       return;
     }
     await this.runc.delete(this.containerId, this.lifecycle.state === 'created');
     await this.drainOutput(2_000);
-    this.stdio?.close();
     // A killed created process is still reaped by its watcher; its exit is not announced.
-    this.lifecycle.apply('delete');
+    this.finishDelete();
   }
 }

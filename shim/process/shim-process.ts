@@ -88,8 +88,31 @@ export abstract class ShimProcess {
     } catch (err) {
       console?.close();
       io?.close();
+      // runc started it but we could not take it over (pid file, terminal): do not leave
+      // an unsupervised process behind.
+      if (this.pid > 0 && !this.stdio) {
+        try {
+          process.kill(this.pid, 'SIGKILL');
+        } catch {
+          /* already gone */
+        }
+      }
+      void master?.then((fd) => fs.closeSync(fd)).catch(() => undefined);
       throw err;
     }
+  }
+
+  /** Closes stdio and answers waiters of a process deleted without ever exiting (never
+   * started, or restored never): containerd's "unknown" status 255. */
+  protected finishDelete(): void {
+    this.stdio?.close();
+    if (!this.exit) this.resolveExited({ status: 255, exitedAt: new Date() });
+    this.lifecycle.apply('delete');
+  }
+
+  /** Releases stdio when the container goes away under a process containerd never deleted. */
+  releaseStdio(): void {
+    this.stdio?.close();
   }
 
   /** Runs the start transition: `launch` does the work, then the state becomes running. */
