@@ -12,6 +12,7 @@ import { buildBusyboxImage, importImage } from './harness/image';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { PAGESHARE_RUNTIME, repoRoot, type ContainerdVersion } from './harness/paths';
+import { loadPackageDefinition } from '../shim/proto/proto-root';
 import { run } from './harness/process';
 import { waitFor } from './harness/wait';
 
@@ -176,6 +177,30 @@ describe.each(SETUPS)('pageshare shim on containerd %s over %s', (version, proto
     await ctrOk(['container', 'rm', 'd1']);
     expect(alive(initPid)).toBe(false);
     expect(await containerd.taskStatus('d1')).toBeUndefined();
+  });
+
+  it('refuses to kill an exec that was never started, and lives on', async () => {
+    await ctrOk(['run', '-d', ...RT, IMAGE, 'exk', 'sleep', '1000']);
+    const shimPid = parentOf((await containerd.tasks()).find((t) => t.id === 'exk')!.pid);
+    // Straight to the server's gRPC socket (served whatever containerd was told to use).
+    const bootstrap = JSON.parse(fs.readFileSync(path.join(containerd.state, 'io.containerd.runtime.v2.task', 'default', 'exk', 'address'), 'utf8')) as { address: string };
+    const socket = bootstrap.address.replace(/^unix:\/\//, '').replace(/\.ttrpc$/, '.sock');
+    const pkg = grpc.loadPackageDefinition(loadPackageDefinition()) as unknown as { containerd: { task: { v3: { Task: grpc.ServiceClientConstructor } } } };
+    const client = new pkg.containerd.task.v3.Task(`unix://${socket}`, grpc.credentials.createInsecure()) as unknown as grpc.Client &
+      Record<string, (request: object, callback: (err: grpc.ServiceError | null) => void) => void>;
+    const call = (method: string, request: object) => new Promise<grpc.ServiceError | null>((resolve) => client[method]!(request, resolve));
+    try {
+      const spec = { type_url: 'types.containerd.io/opencontainers/runtime-spec/1/Process', value: Buffer.from(JSON.stringify({ args: ['true'], cwd: '/', env: ['PATH=/bin'] })) };
+      expect(await call('Exec', { id: 'exk', exec_id: 'never', spec })).toBeNull();
+      const err = await call('Kill', { id: 'exk', exec_id: 'never', signal: 9 });
+      expect(err?.code).toBe(grpc.status.FAILED_PRECONDITION);
+      expect(await call('Delete', { id: 'exk', exec_id: 'never' })).toBeNull();
+    } finally {
+      client.close();
+    }
+    expect(alive(shimPid)).toBe(true);
+    expect(await containerd.taskStatus('exk')).toBe('RUNNING');
+    await removeTask('exk');
   });
 
   it('gives `ctr run -t` a working terminal', async () => {
