@@ -23,14 +23,19 @@ export async function serve(address: string, namespace: string): Promise<void> {
   process.on('uncaughtException', (err) => log.error('uncaught exception (server keeps running)', { error: err.stack ?? String(err) }));
   process.on('unhandledRejection', (err) => log.error('unhandled rejection (server keeps running)', { error: errorMessage(err) }));
 
-  let version: 2 | 3 = 2;
-  try {
-    const v = await containerdVersion(address);
-    version = bootstrapVersionFor(v);
-    log.info(`containerd ${v}: bootstrap version ${version}`);
-  } catch (err) {
-    log.warn('cannot ask containerd for its version; assuming 1.x (bootstrap version 2)', { error: errorMessage(err) });
-  }
+  // Asked while the sockets are bound (only the bootstrap file needs the answer): `start`
+  // waits for this server under a host-wide lock.
+  const bootstrapVersion = containerdVersion(address).then(
+    (v) => {
+      const version = bootstrapVersionFor(v);
+      log.info(`containerd ${v}: bootstrap version ${version}`);
+      return version;
+    },
+    (err: unknown) => {
+      log.warn('cannot ask containerd for its version; assuming 1.x (bootstrap version 2)', { error: errorMessage(err) });
+      return 2 as const;
+    },
+  );
 
   const events = new EventPublisher(address, namespace);
   const server = new grpc.Server();
@@ -69,7 +74,7 @@ export async function serve(address: string, namespace: string): Promise<void> {
   await new Promise<void>((resolve, reject) =>
     server.bindAsync(`unix://${files.socket}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())),
   );
-  const endpoints: ServerEndpoints = { version, grpc: files.socket, ttrpc: files.ttrpcSocket };
+  const endpoints: ServerEndpoints = { version: await bootstrapVersion, grpc: files.socket, ttrpc: files.ttrpcSocket };
   fs.writeFileSync(files.bootstrap, JSON.stringify(endpoints));
   fs.writeFileSync(files.pid, String(process.pid));
   log.info(`serving ${namespace} on ${files.socket}`, { pid: process.pid });

@@ -33,7 +33,7 @@ export class Container {
     private readonly runc: RuncDriver,
     private readonly events: EventSink,
   ) {
-    this.watchInitExit();
+    this.announceExit(this.init);
   }
 
   static async create(request: CreateTaskRequest, namespace: string, events: EventSink): Promise<Container> {
@@ -99,12 +99,13 @@ export class Container {
     this.stopOomWatch = watchOom(this.cgroup, () => this.events.publish('TaskOOM', { container_id: this.id }));
   }
 
-  private watchInitExit(): void {
-    this.init.onExit((exit) => {
+  /** TaskExit for the init (id = container id) or an exec (id = exec id). */
+  private announceExit(proc: ShimProcess): void {
+    proc.onExit((exit) => {
       this.events.publish('TaskExit', {
         container_id: this.id,
-        id: this.id,
-        pid: this.init.pid,
+        id: proc.eventId,
+        pid: proc.pid,
         exit_status: exit.status,
         exited_at: toTimestamp(exit.exitedAt),
       });
@@ -135,15 +136,7 @@ export class Container {
       containerId: this.id,
       namespace: this.namespace,
     });
-    exec.onExit((exit) => {
-      this.events.publish('TaskExit', {
-        container_id: this.id,
-        id: exec.execId,
-        pid: exec.pid,
-        exit_status: exit.status,
-        exited_at: toTimestamp(exit.exitedAt),
-      });
-    });
+    this.announceExit(exec);
     this.execs.set(request.exec_id, exec);
   }
 
