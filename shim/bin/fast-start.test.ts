@@ -9,6 +9,15 @@ import { shimServerFiles } from '../bootstrap/shim-socket';
 
 const TEMPLATE = path.join(__dirname, 'containerd-shim-pageshare-v1.sh');
 
+/** The sh and its sleep: a process group of their own (detached). */
+function killGroup(child: ChildProcess): void {
+  try {
+    process.kill(-child.pid!, 'SIGKILL');
+  } catch {
+    /* gone */
+  }
+}
+
 describe('the start fast path', () => {
   let dir: string;
   let script: string;
@@ -28,13 +37,13 @@ describe('the start fast path', () => {
       servers.push(server);
     }
     // A process whose command line looks like our server's: "serve" and the containerd address.
-    fakeServer = spawn('sh', ['-c', 'sleep 60; :', 'serve', '-address', '/run/test/containerd.sock']);
+    fakeServer = spawn('sh', ['-c', 'sleep 60; :', 'serve', '-address', '/run/test/containerd.sock'], { stdio: 'ignore', detached: true });
     fs.writeFileSync(`${base}.pid`, String(fakeServer.pid));
     fs.writeFileSync(`${base}.json`, JSON.stringify({ version: 3, grpc: `${base}.sock`, ttrpc: `${base}.ttrpc` }));
   });
 
   afterAll(() => {
-    fakeServer?.kill();
+    if (fakeServer) killGroup(fakeServer);
     for (const s of servers) s.close();
     fs.rmSync(dir, { recursive: true, force: true });
   });
@@ -60,7 +69,7 @@ describe('the start fast path', () => {
   });
 
   it('does not trust a live pid whose command line is not this server (a reused pid)', () => {
-    const other = spawn('sh', ['-c', 'sleep 60; :', 'serve']);
+    const other = spawn('sh', ['-c', 'sleep 60; :', 'serve'], { stdio: 'ignore', detached: true });
     const files = shimServerFiles('/run/test/containerd.sock', 'ns1');
     const pidFile = path.join(dir, path.basename(files.pid));
     const saved = fs.readFileSync(pidFile, 'utf8');
@@ -69,7 +78,7 @@ describe('the start fast path', () => {
       expect(start(args).stdout).toContain('SLOW-PATH');
     } finally {
       fs.writeFileSync(pidFile, saved);
-      other.kill();
+      killGroup(other);
     }
   });
 
