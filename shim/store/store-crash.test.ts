@@ -46,6 +46,14 @@ function startChild(args: string[]): Child {
   return { exited, output: () => `${out}${err}`, kill: () => proc.kill('SIGKILL') };
 }
 
+async function waitForOutput(child: Child, text: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!child.output().includes(text)) {
+    if (Date.now() > deadline) throw new Error(`the ingest loop printed no "${text}" within ${timeoutMs} ms:\n${child.output()}`);
+    await sleep(10);
+  }
+}
+
 /** Every manifest in dir must name a kept checkpoint whose pages all read back verified. */
 async function checkManifests(store: PageStore, manifests: string): Promise<number> {
   let n = 0;
@@ -73,6 +81,9 @@ async function killLoop(dir: string, lane: number): Promise<number> {
   let checked = 0;
   for (let round = 0; round < 10; round++) {
     const child = startChild(['loop', root, manifests]);
+    // The first round waits for a committed checkpoint (whatever the machine's load), so
+    // that the manifest check below always has something to check.
+    if (round === 0) await waitForOutput(child, 'committed', 60_000);
     // Node and the addons load in ~150 ms; kills land before, during and between ingests,
     // manifest writes, seals and gc (compaction included).
     const delay = 100 + ((round * 53 + lane * 131) % 300) + Math.floor(Math.random() * 30);
