@@ -302,3 +302,29 @@ export function removeCreatedEmptyDirs(before: ReadonlySet<string>): void {
     }
   }
 }
+
+/** Where ctr makes a directory of stdio fifos per task or exec; it never removes those of
+ * `run -d` or `exec -d` (whatever the shim). */
+export const CTR_FIFO_ROOT = '/run/containerd/fifo';
+
+export function fifoDirs(root = CTR_FIFO_ROOT): Set<string> {
+  try {
+    return new Set(fs.readdirSync(root));
+  } catch {
+    return new Set();
+  }
+}
+
+/** Removes the fifo directories that appeared since `before` and hold nothing but fifos. */
+export function removeCreatedFifoDirs(before: ReadonlySet<string>, root = CTR_FIFO_ROOT): void {
+  for (const name of fifoDirs(root)) {
+    if (before.has(name)) continue;
+    const dir = path.join(root, name);
+    try {
+      const entries = fs.readdirSync(dir).map((e) => fs.lstatSync(path.join(dir, e)));
+      if (entries.every((st) => st.isFIFO())) fs.rmSync(dir, { recursive: true, force: true });
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+}

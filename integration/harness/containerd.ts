@@ -4,7 +4,9 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { DEFAULT_RUNC_ROOTS, existingDirs, removeCreatedEmptyDirs, sweep } from './cleanup';
+import { DEFAULT_RUNC_ROOTS, existingDirs, removeCreatedEmptyDirs,
+  removeCreatedFifoDirs,
+  fifoDirs, sweep } from './cleanup';
 import { containerdBinDir, daemonPath, depPaths, type ContainerdVersion } from './paths';
 import { removeStaleServerFiles } from '../../shim/bootstrap/shim-socket';
 import { CommandError, Daemon, fileTail, run, type RunOptions, type RunResult } from './process';
@@ -141,6 +143,7 @@ export class Containerd {
   private stopping: Promise<void> | undefined;
   /** Host runtime folders that existed before this containerd started (see cleanup.ts). */
   private readonly hostDirsBefore = existingDirs();
+  private readonly fifoDirsBefore = fifoDirs();
 
   private constructor(
     readonly version: ContainerdVersion,
@@ -286,6 +289,7 @@ export class Containerd {
       await sweep(this.tmpDir, depPaths().RUNC, DEFAULT_RUNC_ROOTS);
     } finally {
       removeCreatedEmptyDirs(this.hostDirsBefore);
+      removeCreatedFifoDirs(this.fifoDirsBefore);
       // pageshare servers of this containerd were killed above: drop their files too.
       removeStaleServerFiles();
     }
