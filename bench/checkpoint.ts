@@ -38,6 +38,7 @@ import { PAGESHARE_RUNTIME, repoRoot, RUNC_RUNTIME } from '../integration/harnes
 import { run, runOk } from '../integration/harness/process';
 import { sleep, WaitAbortedError, waitFor } from '../integration/harness/wait';
 import { shimServerFiles } from '../shim/bootstrap/shim-socket';
+import { scratchRoot } from '../shim/checkpoint/scratch-dir';
 import { PageStore, type StoreStats } from '../shim/store/page-store';
 import type { CheckpointRecord } from '../shim/store/page-index';
 import {
@@ -328,7 +329,7 @@ type PhaseTimes = Record<string, { first: number; last: number } | undefined>;
  *  - ctdInventory: CRIU's inventory.img in it (the stock shim dumps there; CRIU writes
  *    inventory.img when its dump is complete);
  *  - scratch, scratchInventory, scratchImages, scratchPages: the pageshare shim's scratch
- *    dir ($PAGESHARE_ROOT/tmp/dump-*, restore-*), CRIU's inventory.img in its images/ (dump
+ *    dir ($PAGESHARE_ROOT/scratch/dump-*, restore-*), CRIU's inventory.img in its images/ (dump
  *    complete), its images/ dir (restore: rebuilding began), a pages-*.img in it (restore:
  *    the pages are rebuilt from the store);
  *  - runcState: runc's state dir of the container (restore: `runc restore` has begun).
@@ -544,7 +545,7 @@ class Lab {
   async checkpoint(def: RuntimeDef, id: string, ref: string): Promise<{ result: TimedResult; phases: CheckpointPhases; phaseTimes: PhaseTimes }> {
     this.checkNotAborted();
     this.images.add(ref);
-    const watcher = new PhaseWatcher(this.ctdDir, path.join(this.storeRoot, 'tmp'));
+    const watcher = new PhaseWatcher(this.ctdDir, scratchRoot(this.storeRoot));
     let result: TimedResult;
     let phaseTimes: PhaseTimes = {};
     try {
@@ -598,7 +599,7 @@ class Lab {
     this.containers.add(id);
     const wallStart = Date.now();
     const ctdBefore = new Set(listDir(this.ctdDir));
-    const watcher = new PhaseWatcher(this.ctdDir, path.join(this.storeRoot, 'tmp'), path.join(RUNC_ROOT, NAMESPACE, id));
+    const watcher = new PhaseWatcher(this.ctdDir, scratchRoot(this.storeRoot), path.join(RUNC_ROOT, NAMESPACE, id));
     const t0 = performance.now();
     let r: TimedResult;
     let phaseTimes: PhaseTimes = {};

@@ -1,17 +1,16 @@
 // Private working space for dumps and restores: under pageshare's root (same filesystem as
-// the page store, so images move cheaply), never inside the directory containerd tars.
+// the page store, so images move cheaply), never inside the directory containerd tars, and
+// not in the store's tmp/, which `store gc` empties (it would delete images in use).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { defaultStoreRoot } from '../store/store-layout';
 
-export const DEFAULT_ROOT = '/var/lib/pageshare';
-
-/** pageshare's host-wide root: PAGESHARE_ROOT (containerd's environment reaches the shim). */
-export function pageshareRoot(env: NodeJS.ProcessEnv = process.env): string {
-  return env['PAGESHARE_ROOT'] || DEFAULT_ROOT;
+export function scratchRoot(root = defaultStoreRoot()): string {
+  return path.join(root, 'scratch');
 }
 
-export function makeScratchDir(kind: 'dump' | 'restore', containerId: string, root = pageshareRoot()): string {
-  const parent = path.join(root, 'tmp');
+export function makeScratchDir(kind: 'dump' | 'restore', containerId: string, root = defaultStoreRoot()): string {
+  const parent = scratchRoot(root);
   fs.mkdirSync(parent, { recursive: true, mode: 0o700 });
   return fs.mkdtempSync(path.join(parent, `${kind}-${containerId.slice(0, 40)}-`));
 }

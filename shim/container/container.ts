@@ -4,19 +4,20 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { CheckpointArchive } from '../checkpoint/checkpoint-archive';
 import { parseCheckpointRequest } from '../checkpoint/checkpoint-request';
-import { makeScratchDir, pageshareRoot } from '../checkpoint/scratch-dir';
+import { makeScratchDir } from '../checkpoint/scratch-dir';
+import { defaultStoreRoot } from '../store/store-layout';
 import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../errors/shim-error';
 import type { EventSink } from '../events/event-publisher';
 import { log, errorMessage } from '../log/logger';
 import { watchOom } from '../oom/oom-watcher';
-import { parseRuntimeOptions, saveRuntimeOptions, type RuntimeOptions } from '../options/runtime-options';
+import { parseRuntimeOptions, runcDriverFor, saveRuntimeOptions, type RuntimeOptions } from '../options/runtime-options';
 import { ExecProcess } from '../process/exec-process';
 import { InitProcess } from '../process/init-process';
 import type { ShimProcess } from '../process/shim-process';
 import { isEmptyAny, packAny, unpackJsonAny, type Any } from '../proto/any';
 import { toTimestamp, type CreateTaskRequest, type DeleteResponse, type ExecProcessRequest, type ProcessInfo } from '../proto/messages';
 import { mountRootfs, unmountRootfs } from '../rootfs/rootfs';
-import { RuncDriver } from '../runc/runc-driver';
+import type { RuncDriver } from '../runc/runc-driver';
 import type { OciProcess } from '../spec/oci-spec';
 import { CgroupV1, cgroupPathsOf } from '../stats/cgroup-v1';
 
@@ -47,10 +48,7 @@ export class Container {
     const options: RuntimeOptions = parseRuntimeOptions(request.options, namespace);
     saveRuntimeOptions(bundle, options);
     fs.mkdirSync(options.runcRoot, { recursive: true, mode: 0o711 });
-    const runc = new RuncDriver(
-      { binary: options.runcBinary, root: options.runcRoot, systemdCgroup: options.systemdCgroup },
-      path.join(bundle, 'log.json'),
-    );
+    const runc = runcDriverFor(bundle, options);
     const paths = { stdin: request.stdin, stdout: request.stdout, stderr: request.stderr };
     const restoreSource = request.checkpoint
       ? { checkpointDir: request.checkpoint, archive: await Container.archive(), scratchDir: makeScratchDir('restore', request.id) }
@@ -88,7 +86,7 @@ export class Container {
   static async archive(): Promise<CheckpointArchive> {
     if (!Container.archiveInstance) {
       const { PageStoreArchive } = await import('../checkpoint/page-store-archive');
-      Container.archiveInstance = new PageStoreArchive(() => pageshareRoot());
+      Container.archiveInstance = new PageStoreArchive(() => defaultStoreRoot());
     }
     return Container.archiveInstance;
   }
