@@ -1,7 +1,7 @@
 // containerd 1.7 accepts only bootstrap version 2 and 2.x insists on 3 for gRPC shims,
 // while both set MAX_SHIM_VERSION=2; so the server asks containerd which it is.
 import * as grpc from '@grpc/grpc-js';
-import { loadPackageDefinition } from '../proto/proto-root';
+import { containerdClient } from '../proto/containerd-client';
 
 interface VersionClient extends grpc.Client {
   Version(request: object, options: grpc.CallOptions, callback: (err: grpc.ServiceError | null, response?: { version: string }) => void): void;
@@ -13,11 +13,7 @@ export function bootstrapVersionFor(containerdVersion: string): 2 | 3 {
 }
 
 export async function containerdVersion(address: string, timeoutMs = 5000): Promise<string> {
-  const pkg = grpc.loadPackageDefinition(loadPackageDefinition()) as unknown as {
-    containerd: { services: { version: { v1: { Version: grpc.ServiceClientConstructor } } } };
-  };
-  const target = address.startsWith('unix:') ? address : `unix://${address}`;
-  const client = new pkg.containerd.services.version.v1.Version(target, grpc.credentials.createInsecure()) as unknown as VersionClient;
+  const client = containerdClient<VersionClient>('version', address);
   try {
     return await new Promise<string>((resolve, reject) =>
       client.Version({}, { deadline: Date.now() + timeoutMs }, (err, response) => (err ? reject(err) : resolve(response?.version ?? ''))),

@@ -5,11 +5,10 @@ import * as path from 'node:path';
 import type { ShimFlags } from '../cli/shim-flags';
 import { RuntimeError } from '../errors/shim-error';
 import { errorMessage } from '../log/logger';
-import { loadRuntimeOptions } from '../options/runtime-options';
+import { loadRuntimeOptions, runcDriverFor } from '../options/runtime-options';
 import { encodeMessage } from '../proto/any';
 import { toTimestamp } from '../proto/messages';
 import { unmountRootfs } from '../rootfs/rootfs';
-import { RuncDriver } from '../runc/runc-driver';
 
 /** 128 + SIGKILL, as the runc shim reports for a container it had to kill. */
 const KILLED_STATUS = 137;
@@ -17,7 +16,7 @@ const KILLED_STATUS = 137;
 export async function deleteAction(flags: ShimFlags): Promise<Buffer> {
   const bundle = flags.bundle || process.cwd();
   const options = loadRuntimeOptions(bundle, flags.namespace);
-  const runc = new RuncDriver({ binary: options.runcBinary, root: options.runcRoot, systemdCgroup: options.systemdCgroup }, path.join(bundle, 'log.json'));
+  const runc = runcDriverFor(bundle, options);
   let pid = 0;
   try {
     pid = Number(fs.readFileSync(path.join(bundle, 'init.pid'), 'utf8').trim()) || 0;

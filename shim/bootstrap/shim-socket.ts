@@ -30,7 +30,10 @@ export const SERVER_FORMAT = 2;
 
 export function shimServerFiles(containerdAddress: string, namespace: string): ShimServerFiles {
   const key = createHash('sha256').update(`${containerdAddress}\0${namespace}\0${SERVER_FORMAT}`).digest('hex').slice(0, 24);
-  const base = path.join(SHIM_STATE_DIR, key);
+  return serverFilesAt(path.join(SHIM_STATE_DIR, key));
+}
+
+function serverFilesAt(base: string): ShimServerFiles {
   return { socket: `${base}.sock`, ttrpcSocket: `${base}.ttrpc`, bootstrap: `${base}.json`, log: `${base}.log`, pid: `${base}.pid` };
 }
 
@@ -109,7 +112,7 @@ export function removeStaleServerFiles(): string[] {
       continue; // its server removed it meanwhile
     }
     if (pid > 0 && isShimServer(pid)) continue;
-    removeServerFiles({ socket: `${base}.sock`, ttrpcSocket: `${base}.ttrpc`, bootstrap: `${base}.json`, log: `${base}.log`, pid: `${base}.pid` });
+    removeServerFiles(serverFilesAt(base));
     removed.push(base);
   }
   return removed;

@@ -2,7 +2,7 @@
 // containerd restart does not drop them.
 import * as grpc from '@grpc/grpc-js';
 import { packAny } from '../proto/any';
-import { loadPackageDefinition } from '../proto/proto-root';
+import { containerdClient } from '../proto/containerd-client';
 import { log, errorMessage } from '../log/logger';
 
 export type TaskEventName =
@@ -51,12 +51,7 @@ export class EventPublisher implements EventSink {
     containerdAddress: string,
     private readonly namespace: string,
   ) {
-    const pkg = grpc.loadPackageDefinition(loadPackageDefinition()) as unknown as {
-      containerd: { services: { events: { v1: { Events: grpc.ServiceClientConstructor } } } };
-    };
-    const Events = pkg.containerd.services.events.v1.Events;
-    const target = containerdAddress.startsWith('unix:') ? containerdAddress : `unix://${containerdAddress}`;
-    this.client = new Events(target, grpc.credentials.createInsecure()) as unknown as PublishClient;
+    this.client = containerdClient<PublishClient>('events', containerdAddress);
   }
 
   publish(name: TaskEventName, event: object): void {

@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { anyTypeName, isEmptyAny, unpackAny, type Any } from '../proto/any';
 import { log } from '../log/logger';
+import { RuncDriver } from '../runc/runc-driver';
 
 export interface RuntimeOptions {
   runcBinary: string;
@@ -59,4 +60,9 @@ export function loadRuntimeOptions(bundle: string, namespace: string): RuntimeOp
   } catch {
     return defaultRuntimeOptions(namespace);
   }
+}
+
+/** The runc a container's options name, logging to its bundle's log.json. */
+export function runcDriverFor(bundle: string, options: RuntimeOptions): RuncDriver {
+  return new RuncDriver({ binary: options.runcBinary, root: options.runcRoot, systemdCgroup: options.systemdCgroup }, path.join(bundle, 'log.json'));
 }
