@@ -8,6 +8,8 @@ export interface ArchiveContext {
 }
 
 export interface CheckpointArchive {
+  /** Called before CRIU runs (a dump, or a restore's Create): start what store()/load() need. */
+  prepare?(): void;
   /** After a dump into `imageDir`, writes what containerd will keep into `checkpointDir`. */
   store(imageDir: string, checkpointDir: string, context: ArchiveContext): Promise<void>;
   /** Before a restore: an image directory CRIU can read, made from `checkpointDir`

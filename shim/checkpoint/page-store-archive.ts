@@ -5,18 +5,58 @@
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { checkPagesFile, listPagemaps, readPresentPages } from '../criu/checkpoint-images';
+import { PagemapFile, listPagemaps, readPagesChunks } from '../criu/checkpoint-images';
 import { presentPageCount } from '../criu/pagemap';
 import { log } from '../log/logger';
 import { PAGE_MANIFEST_FILE, readManifestFile, writeManifestFile } from '../store/manifest-file';
 import type { ManifestPagesFile } from '../store/page-manifest';
-import { PageRunsBuilder } from '../store/page-runs';
+import type { IngestSession } from '../store/ingest-session';
+import { PageHashPool, sharedPages } from '../store/page-hash-pool';
+import { PageRun, PageRunsBuilder } from '../store/page-runs';
 import { PageStore } from '../store/page-store';
 import type { ArchiveContext, CheckpointArchive } from './checkpoint-archive';
 
+/** Pages read and hashed per step: 8 MiB. */
+const CHUNK_PAGES = 2048;
+/** Chunks being read or hashed while the index takes the current one. */
+const CHUNKS_AHEAD = 3;
+
+/**
+ * One pages file into the session: chunks are read in order and hashed on the worker pool
+ * while the index and the pack writer take earlier chunks on this thread.
+ */
+async function ingestPagesFile(session: IngestSession, pagemap: PagemapFile, pool: PageHashPool): Promise<PageRun[]> {
+  const runs = new PageRunsBuilder();
+  const hashed: Array<Promise<[Buffer, Buffer]>> = [];
+  const take = async (): Promise<void> => {
+    const [pages, names] = await (hashed.shift() as Promise<[Buffer, Buffer]>);
+    for (const ref of session.addNamedPages(pages, names)) runs.add(ref);
+  };
+  try {
+    for await (const chunk of readPagesChunks(pagemap, CHUNK_PAGES, sharedPages)) {
+      const job = pool.hashPages(chunk).then((names): [Buffer, Buffer] => [chunk, names]);
+      job.catch(() => undefined); // awaited in take(); this only marks it handled meanwhile
+      hashed.push(job);
+      if (hashed.length > CHUNKS_AHEAD) await take();
+    }
+    while (hashed.length > 0) await take();
+  } finally {
+    await Promise.allSettled(hashed);
+  }
+  return runs.build();
+}
+
 export class PageStoreArchive implements CheckpointArchive {
   /** `root` is read at each use: PAGESHARE_ROOT may differ between callers in tests. */
-  constructor(private readonly root: () => string) {}
+  constructor(
+    private readonly root: () => string,
+    private readonly hashPool: PageHashPool = PageHashPool.shared(),
+  ) {}
+
+  /** Start the hashing workers while CRIU runs. */
+  prepare(): void {
+    this.hashPool.warm();
+  }
 
   async store(imageDir: string, checkpointDir: string, context: ArchiveContext): Promise<void> {
     const pagemaps = await listPagemaps(imageDir);
@@ -30,10 +70,7 @@ export class PageStoreArchive implements CheckpointArchive {
       try {
         files = [];
         for (const pagemap of pagemaps) {
-          checkPagesFile(pagemap);
-          const runs = new PageRunsBuilder();
-          for await (const { page } of readPresentPages(pagemap)) runs.add(session.addPage(page));
-          files.push({ name: path.basename(pagemap.pagesPath), runs: runs.build() });
+          files.push({ name: path.basename(pagemap.pagesPath), runs: await ingestPagesFile(session, pagemap, this.hashPool) });
         }
         await session.commit();
       } catch (err) {
@@ -66,7 +103,7 @@ export class PageStoreArchive implements CheckpointArchive {
     const store = PageStore.open(this.root());
     try {
       for (const file of manifest.files) {
-        fs.writeFileSync(path.join(imageDir, file.name), store.readManifestPages(manifest, file.name));
+        await store.writeManifestPages(manifest, file.name, path.join(imageDir, file.name), this.hashPool);
       }
     } finally {
       store.close();

@@ -6,6 +6,7 @@ import { NotFoundError, RuntimeError } from '../errors/shim-error';
 import type { CheckpointArchive, ArchiveContext } from '../checkpoint/checkpoint-archive';
 import type { CheckpointRequest } from '../checkpoint/checkpoint-request';
 import { criuFailureDetails } from '../checkpoint/criu-log';
+import { removeInBackground } from '../checkpoint/scratch-dir';
 import type { IoContext, StdioPaths } from '../io/process-io';
 import type { RuncDriver } from '../runc/runc-driver';
 import { ShimProcess } from './shim-process';
@@ -46,7 +47,10 @@ export class InitProcess extends ShimProcess {
 
   /** `runc create`; a container from a checkpoint has nothing to create until start. */
   async create(): Promise<number> {
-    if (this.restoreSource) return 0;
+    if (this.restoreSource) {
+      this.restoreSource.archive.prepare?.();
+      return 0;
+    }
     await this.launch(this.pidFile, (stdio, consoleSocket) =>
       this.runc.create(this.containerId, {
         bundle: this.bundle,
@@ -85,7 +89,7 @@ export class InitProcess extends ShimProcess {
           }),
         );
       } finally {
-        fs.rmSync(source.scratchDir, { recursive: true, force: true });
+        removeInBackground(source.scratchDir);
       }
     });
   }
@@ -99,6 +103,7 @@ export class InitProcess extends ShimProcess {
       this.lifecycle.check('checkpoint');
       fs.mkdirSync(imagePath, { recursive: true });
       fs.mkdirSync(workPath, { recursive: true });
+      archive.prepare?.();
       try {
         await this.runc.checkpoint(this.containerId, {
           imagePath,
@@ -116,7 +121,7 @@ export class InitProcess extends ShimProcess {
       }
       await archive.store(imagePath, checkpointDir, this.archiveContext);
     } finally {
-      fs.rmSync(scratchDir, { recursive: true, force: true });
+      removeInBackground(scratchDir);
     }
   }
 

@@ -16,7 +16,8 @@ import { PACK_HEADER_SIZE } from './pack-header';
 import { PackWriter, makePackReadOnly } from './pack-writer';
 import { CheckpointRecord, NewPage, PackRow, PageIndex } from './page-index';
 import { hashPage, isZeroPage } from './page-hash';
-import { PageRef, ZERO_PAGE_REF, hashKey, storedPageRef } from './page-ref';
+import { ZERO_PAGE_NAME } from './page-hash-pool';
+import { HASH_BYTES, PageRef, ZERO_PAGE_REF, hashKey, storedPageRef } from './page-ref';
 import { CheckpointExistsError, PackCorruptError, SessionClosedError, StoreArgumentError } from './store-error';
 import { StoreLayout } from './store-layout';
 
@@ -107,25 +108,10 @@ export class IngestSession {
     if (!Buffer.isBuffer(page) || page.length !== PAGE_SIZE) {
       throw new StoreArgumentError(`a page must be a Buffer of ${PAGE_SIZE} bytes (got ${Buffer.isBuffer(page) ? page.length : typeof page})`);
     }
-    this.pages++;
-    if (isZeroPage(page)) {
-      this.zeroPages++;
-      return ZERO_PAGE_REF;
-    }
+    if (isZeroPage(page)) return this.addNamed(page, ZERO_PAGE_NAME, undefined);
     const hash = hashPage(page);
     const key = hashKey(hash);
-    if (!this.distinct.has(key)) {
-      this.distinct.add(key);
-      const id = this.index.pageId(hash);
-      if (id !== undefined) {
-        this.existing.push(id);
-      } else {
-        const pack = this.packWithRoom();
-        const writer = pack.writer as PackWriter;
-        this.pending.push({ hash, packId: pack.id, offset: writer.append(page) });
-      }
-    }
-    return storedPageRef(hash);
+    return this.addNamed(page, hash, this.distinct.has(key) ? undefined : this.index.pageId(hash));
   }
 
   /** Add consecutive pages (a multiple of PAGE_SIZE bytes, e.g. a chunk of pages-N.img). */
@@ -136,6 +122,56 @@ export class IngestSession {
     const refs: PageRef[] = [];
     for (let off = 0; off < pages.length; off += PAGE_SIZE) refs.push(this.addPage(pages.subarray(off, off + PAGE_SIZE)));
     return refs;
+  }
+
+  /**
+   * Add consecutive pages whose names the caller computed (PageHashPool.hashPages: HASH_BYTES
+   * per page, ZERO_PAGE_NAME for a zero page). The store looks the chunk's new names up in
+   * one index read. The names are trusted: they must be the pages' SHA-256.
+   */
+  addNamedPages(pages: Buffer, names: Buffer): PageRef[] {
+    this.requireOpen('add pages');
+    const count = pages.length / PAGE_SIZE;
+    if (!Buffer.isBuffer(pages) || !Number.isInteger(count) || !Buffer.isBuffer(names) || names.length !== count * HASH_BYTES) {
+      throw new StoreArgumentError(`pages must be whole ${PAGE_SIZE}-byte pages with ${HASH_BYTES} bytes of name each`);
+    }
+    const hashes: Buffer[] = [];
+    const unseen: Buffer[] = [];
+    const unseenKeys = new Set<string>();
+    for (let i = 0; i < count; i++) {
+      const hash = names.subarray(i * HASH_BYTES, (i + 1) * HASH_BYTES);
+      hashes.push(hash);
+      if (hash.equals(ZERO_PAGE_NAME)) continue;
+      const key = hashKey(hash);
+      if (!this.distinct.has(key) && !unseenKeys.has(key)) {
+        unseenKeys.add(key);
+        unseen.push(hash);
+      }
+    }
+    const ids = new Map<string, number | undefined>();
+    this.index.pageIds(unseen).forEach((id, i) => ids.set(hashKey(unseen[i]), id));
+    return hashes.map((hash, i) => this.addNamed(pages.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE), hash, ids.get(hashKey(hash))));
+  }
+
+  /** One page with its name; storedId: its id if the store has it (looked up only when unseen). */
+  private addNamed(page: Buffer, hash: Buffer, storedId: number | undefined): PageRef {
+    this.pages++;
+    if (hash === ZERO_PAGE_NAME || hash.equals(ZERO_PAGE_NAME)) {
+      this.zeroPages++;
+      return ZERO_PAGE_REF;
+    }
+    const key = hashKey(hash);
+    if (!this.distinct.has(key)) {
+      this.distinct.add(key);
+      if (storedId !== undefined) {
+        this.existing.push(storedId);
+      } else {
+        const pack = this.packWithRoom();
+        const writer = pack.writer as PackWriter;
+        this.pending.push({ hash, packId: pack.id, offset: writer.append(page) });
+      }
+    }
+    return storedPageRef(hash);
   }
 
   /** Make the pages durable, then record the checkpoint. The checkpoint exists once this resolves. */

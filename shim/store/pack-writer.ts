@@ -9,6 +9,11 @@ import { checkHeader } from './pack-reader';
 import { PackCorruptError } from './store-error';
 
 export const DEFAULT_WRITE_BUFFER_BYTES = 8 * 1024 * 1024;
+/**
+ * After this many bytes written since the last one, an fdatasync starts in the background, so
+ * the disk writes while the ingest goes on and the final fsync only waits for the tail.
+ */
+const EARLY_SYNC_BYTES = 64 * 1024 * 1024;
 
 export class PackWriter {
   private fd: number | undefined;
@@ -16,6 +21,10 @@ export class PackWriter {
   private buffered = 0;
   /** File offset where the buffer's first byte goes. */
   private flushedLength: number;
+  private unsyncedBytes = 0;
+  private readonly earlySyncs: Array<Promise<void>> = [];
+  /** The first error of a background fdatasync (Linux reports a writeback error only once per fd). */
+  private earlySyncError: Error | undefined;
 
   private constructor(
     readonly packId: number,
@@ -89,15 +98,35 @@ export class PackWriter {
 
   flush(): void {
     if (this.buffered === 0) return;
-    writeFully(this.openFd(), this.buffer.subarray(0, this.buffered), this.flushedLength);
+    const fd = this.openFd();
+    writeFully(fd, this.buffer.subarray(0, this.buffered), this.flushedLength);
     this.flushedLength += this.buffered;
+    this.unsyncedBytes += this.buffered;
     this.buffered = 0;
+    if (this.unsyncedBytes >= EARLY_SYNC_BYTES) {
+      this.unsyncedBytes = 0;
+      this.earlySyncs.push(
+        new Promise<void>((resolve) =>
+          fs.fdatasync(fd, (err) => {
+            if (err !== null) this.earlySyncError ??= err;
+            resolve();
+          }),
+        ),
+      );
+    }
   }
 
   /** Flush and fsync: every appended page is durable when this resolves. */
   async sync(): Promise<void> {
     this.flush();
+    await this.settleEarlySyncs();
     await syncFd(this.openFd());
+    this.unsyncedBytes = 0;
+  }
+
+  private async settleEarlySyncs(): Promise<void> {
+    await Promise.all(this.earlySyncs.splice(0));
+    if (this.earlySyncError !== undefined) throw this.earlySyncError;
   }
 
   /** Forget everything after length (an aborted ingest's pages). */
@@ -107,9 +136,24 @@ export class PackWriter {
     fs.ftruncateSync(this.openFd(), length);
   }
 
-  /** Close the file (buffered bytes not flushed are dropped). Idempotent. */
+  /**
+   * Close the file (buffered bytes not flushed are dropped). Idempotent. A background
+   * fdatasync still running keeps the fd open until it ends (never a reused descriptor).
+   */
   close(): void {
     if (this.fd === undefined) return;
+    if (this.earlySyncs.length > 0) {
+      const fd = this.fd;
+      this.fd = undefined;
+      void Promise.all(this.earlySyncs.splice(0)).then(() => {
+        try {
+          fs.closeSync(fd);
+        } catch {
+          /* nothing was pending on it */
+        }
+      });
+      return;
+    }
     fs.closeSync(this.fd);
     this.fd = undefined;
   }

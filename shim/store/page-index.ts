@@ -277,6 +277,12 @@ export class PageIndex {
     return this.stmtPageId.get(hash);
   }
 
+  /** Ids of many pages (undefined where the store has none), in one read transaction. */
+  pageIds(hashes: readonly Buffer[]): Array<number | undefined> {
+    if (hashes.length === 0) return [];
+    return this.db.transaction(() => hashes.map((h) => this.stmtPageId.get(h))).deferred();
+  }
+
   /** Locations of many pages from one consistent snapshot of the index. */
   lookupPages(hashes: readonly Buffer[]): Array<PageLocation | undefined> {
     return this.db.transaction(() => hashes.map((h) => this.lookupPage(h))).deferred();

@@ -5,12 +5,30 @@
 //
 // gc may move a page to another pack between the index lookup and the read (compaction);
 // a failed read therefore looks the page up once more before giving up.
+import * as fs from 'node:fs';
+import { promisify } from 'node:util';
 import { PAGE_SIZE } from '../criu/page-size';
 import { PackReader } from './pack-reader';
 import { PageIndex, PageLocation } from './page-index';
 import { hashPage } from './page-hash';
-import { PageRef, hashHex, hashKey } from './page-ref';
+import { PageHashPool, sharedPages } from './page-hash-pool';
+import { HASH_BYTES, PageRef, hashHex, hashKey } from './page-ref';
 import { PackCorruptError, PageCorruptError, PageErrorContext, PageMissingError } from './store-error';
+
+const writeAsync = promisify(fs.write);
+
+/** Pages per chunk of writePages(): 8 MiB. */
+const WRITE_CHUNK_PAGES = 2048;
+/** Chunks being verified or written while the next one is read. */
+const WRITE_CHUNKS_AHEAD = 3;
+
+async function writeAllAt(fd: number, buf: Buffer, position: number): Promise<void> {
+  let done = 0;
+  while (done < buf.length) {
+    const { bytesWritten } = await writeAsync(fd, buf, done, buf.length - done, position + done);
+    done += bytesWritten;
+  }
+}
 
 /** Largest single read of a run of pages that lie back to back in a pack. */
 const MAX_READ_BYTES = 1024 * 1024;
@@ -85,6 +103,72 @@ export class PageReader {
       i = j;
     }
     return out;
+  }
+
+  /**
+   * What readPages() returns, written to the file descriptor `fd` from offset 0 instead of
+   * built in memory: chunks are read on this thread and verified on the hash pool, a few at
+   * a time, and each is written once verified. Zero pages are written as zeros. Any page that
+   * fails verification goes through readPage(), which looks it up again or names the problem.
+   */
+  async writePages(refs: readonly PageRef[], fd: number, pool: PageHashPool, ctx: PageErrorContext = {}): Promise<void> {
+    const inFlight: Array<Promise<void>> = [];
+    try {
+      for (let first = 0; first < refs.length; first += WRITE_CHUNK_PAGES) {
+        const slots = refs.slice(first, first + WRITE_CHUNK_PAGES);
+        const chunk = sharedPages(slots.length);
+        this.readChunk(slots, chunk, ctx);
+        const done = pool.hashPages(chunk).then(async (names) => {
+          this.repairChunk(slots, chunk, names, ctx);
+          await writeAllAt(fd, chunk, first * PAGE_SIZE);
+        });
+        done.catch(() => undefined); // awaited below; this only marks it handled meanwhile
+        inFlight.push(done);
+        if (inFlight.length > WRITE_CHUNKS_AHEAD) await inFlight.shift();
+      }
+      while (inFlight.length > 0) await inFlight.shift();
+    } finally {
+      await Promise.allSettled(inFlight);
+    }
+  }
+
+  /** Reads a chunk's stored pages into place (unverified): pages back to back in a pack at once. */
+  private readChunk(slots: readonly PageRef[], chunk: Buffer, ctx: PageErrorContext): void {
+    const stored: Array<{ slot: number; hash: Buffer }> = [];
+    slots.forEach((ref, slot) => {
+      if (ref.kind === 'stored') stored.push({ slot, hash: ref.hash });
+    });
+    const locations = this.index.lookupPages(stored.map((s) => s.hash));
+    let i = 0;
+    while (i < stored.length) {
+      const loc = locations[i];
+      if (loc === undefined) throw this.missing(stored[i].hash, ctx, undefined, 'no pack holds it (the index has no entry for it)');
+      // A run: consecutive slots whose pages lie back to back in one pack.
+      let j = i + 1;
+      while (j < stored.length) {
+        const next = locations[j];
+        if (next === undefined || next.packId !== loc.packId || stored[j].slot !== stored[i].slot + (j - i)) break;
+        if (next.offset !== loc.offset + (j - i) * PAGE_SIZE) break;
+        j++;
+      }
+      const at = stored[i].slot * PAGE_SIZE;
+      try {
+        // A short or failed read leaves zeros, which fail verification and go to readPage().
+        this.packs.read(loc.packId, loc.offset, chunk.subarray(at), (j - i) * PAGE_SIZE);
+      } catch (err) {
+        if (!(err instanceof PackCorruptError)) throw err;
+      }
+      i = j;
+    }
+  }
+
+  /** Checks every stored page of a chunk against the names the pool computed; fixes or throws. */
+  private repairChunk(slots: readonly PageRef[], chunk: Buffer, names: Buffer, ctx: PageErrorContext): void {
+    slots.forEach((ref, slot) => {
+      if (ref.kind !== 'stored') return;
+      if (names.compare(ref.hash, 0, HASH_BYTES, slot * HASH_BYTES, (slot + 1) * HASH_BYTES) === 0) return;
+      this.readPage(ref.hash, ctx).copy(chunk, slot * PAGE_SIZE);
+    });
   }
 
   private readRun(run: ReadonlyArray<Wanted & { location: PageLocation }>, out: Buffer, ctx: PageErrorContext): void {

@@ -7,6 +7,7 @@ import { PACK_HEADER_SIZE } from './pack-header';
 import { hashPage } from './page-hash';
 import { PageRef, StoredPageRef, ZERO_PAGE_REF, storedPageRef } from './page-ref';
 import { PageRunsBuilder, pageRefsOf } from './page-runs';
+import { PageHashPool, sharedPages } from './page-hash-pool';
 import { PageStore, PageStoreOptions } from './page-store';
 import {
   CheckpointExistsError,
@@ -45,6 +46,16 @@ async function ingest(store: PageStore, id: string, pages: Buffer, expectedPages
   const session = await store.beginIngest({ checkpointId: id, containerId: `ctr-${id}`, namespace: 'default', expectedPages });
   const refs = session.addPages(pages);
   await session.commit();
+  return refs;
+}
+
+/** What the store should name each page: zero pages as zero, the rest by SHA-256. */
+function pagesRefs(pages: Buffer): PageRef[] {
+  const refs: PageRef[] = [];
+  for (let i = 0; i < pages.length / PAGE_SIZE; i++) {
+    const page = pageAt(pages, i);
+    refs.push(page.equals(ZERO) ? ZERO_PAGE_REF : storedPageRef(hashPage(page)));
+  }
   return refs;
 }
 
@@ -385,5 +396,58 @@ describe('PageStore', () => {
     expect(() => store.readManifestPages({ ...manifest, storeId: 'ff'.repeat(16) }, 'pages-1.img')).toThrow(WrongStoreError);
     expect(() => store.readManifestPages(manifest, 'pages-9.img')).toThrow(StoreArgumentError);
     expect(storedPageRef(hashPage(pageAt(pages, 0)))).toEqual([...pageRefsOf(manifest.files[0].runs)][0]);
+  });
+
+  it('takes pages with names computed on the hash pool exactly as pages it hashes itself', async () => {
+    const store = open();
+    const pool = new PageHashPool(2);
+    try {
+      const known = randomPages(5);
+      await ingest(store, 'first', known);
+      // New pages, pages the store has, repeats within the chunk, and zero pages.
+      const pages = Buffer.concat([randomPages(6), pageAt(known, 2), Buffer.alloc(2 * PAGE_SIZE), pageAt(known, 2), randomPages(3)]);
+      const shared = sharedPages(pages.length / PAGE_SIZE);
+      pages.copy(shared);
+      const session = await store.beginIngest({ checkpointId: 'named', containerId: 'c', namespace: 'n' });
+      const refs = session.addNamedPages(shared, await pool.hashPages(shared));
+      expect(session.newPageCount).toBe(9);
+      const record = await session.commit();
+      expect(record).toMatchObject({ pageCount: 13, zeroPages: 2, uniquePages: 10, newPages: 9 });
+      expect(refs).toEqual(pagesRefs(pages));
+      expect(store.readPages(refs, { checkpointId: 'named' }).equals(pages)).toBe(true);
+      expect((await store.verify()).ok).toBe(true);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('writes a pages file from its manifest on the hash pool, and names a flipped byte', async () => {
+    const store = open();
+    const pool = new PageHashPool(2);
+    try {
+      // More than one 8 MiB chunk, with zero runs and a page that appears twice.
+      const pages = Buffer.concat([randomPages(2100), Buffer.alloc(3 * PAGE_SIZE), randomPages(40)]);
+      pageAt(pages, 5).copy(pages, 2110 * PAGE_SIZE);
+      const session = await store.beginIngest({ checkpointId: 'w', containerId: 'c', namespace: 'n' });
+      const runs = new PageRunsBuilder();
+      runs.addAll(session.addPages(pages));
+      await session.commit();
+      const manifest = { storeId: store.storeId, checkpointId: 'w', files: [{ name: 'pages-1.img', runs: runs.build() }] };
+      const out = path.join(root, 'pages-1.img');
+      await store.writeManifestPages(manifest, 'pages-1.img', out, pool);
+      expect(fs.readFileSync(out).equals(pages)).toBe(true);
+
+      const victim = storedPageRef(hashPage(pageAt(pages, 2120)));
+      const place = store.locatePage(victim.hash)!;
+      const fd = fs.openSync(place.file, 'r+');
+      fs.writeSync(fd, Buffer.from([0x5a]), 0, 1, place.offset + 7);
+      fs.closeSync(fd);
+      const error = await store.writeManifestPages(manifest, 'pages-1.img', out, pool).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(PageCorruptError);
+      expect(error).toMatchObject({ checkpointId: 'w', hash: victim.hash.toString('hex'), packId: place.packId, offset: place.offset });
+      await expect(store.writeManifestPages({ ...manifest, storeId: 'ff'.repeat(16) }, 'pages-1.img', out, pool)).rejects.toThrow(WrongStoreError);
+    } finally {
+      await pool.close();
+    }
   });
 });

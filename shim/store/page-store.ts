@@ -21,6 +21,7 @@ import { PACK_HEADER_SIZE } from './pack-header';
 import { PackReader } from './pack-reader';
 import { DEFAULT_WRITE_BUFFER_BYTES, PackWriter, makePackReadOnly } from './pack-writer';
 import { CheckpointRecord, PackPin, PageIndex } from './page-index';
+import type { PageHashPool } from './page-hash-pool';
 import { PageReader } from './page-reader';
 import { PageManifest } from './page-manifest';
 import { PageRef } from './page-ref';
@@ -238,6 +239,23 @@ export class PageStore {
     const file = manifest.files.find((f) => f.name === fileName);
     if (file === undefined) throw new StoreArgumentError(`the manifest of checkpoint ${manifest.checkpointId} has no pages file ${fileName}`);
     return this.pageReader.readPages([...pageRefsOf(file.runs)], { checkpointId: manifest.checkpointId });
+  }
+
+  /**
+   * readManifestPages() written straight into the file `outFile` (created or replaced), on
+   * the hash pool: the way to rebuild a large pages file for a restore.
+   */
+  async writeManifestPages(manifest: PageManifest, fileName: string, outFile: string, pool: PageHashPool): Promise<void> {
+    this.requireOpen();
+    if (manifest.storeId !== this.storeId) throw new WrongStoreError(manifest.checkpointId, manifest.storeId, this.storeId, this.root);
+    const file = manifest.files.find((f) => f.name === fileName);
+    if (file === undefined) throw new StoreArgumentError(`the manifest of checkpoint ${manifest.checkpointId} has no pages file ${fileName}`);
+    const fd = fs.openSync(outFile, 'w');
+    try {
+      await this.pageReader.writePages([...pageRefsOf(file.runs)], fd, pool, { checkpointId: manifest.checkpointId });
+    } finally {
+      fs.closeSync(fd);
+    }
   }
 
   hasPage(hash: Buffer): boolean {

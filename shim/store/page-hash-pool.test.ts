@@ -1,0 +1,60 @@
+import { PAGE_SIZE } from '../criu/page-size';
+import { hashPage } from './page-hash';
+import { PageHashPool, ZERO_PAGE_NAME, sharedPages } from './page-hash-pool';
+import { pageAt, randomPages } from './test-pages';
+
+const pools: PageHashPool[] = [];
+afterAll(async () => {
+  await Promise.all(pools.map((p) => p.close()));
+});
+
+function pool(size: number): PageHashPool {
+  const p = new PageHashPool(size);
+  pools.push(p);
+  return p;
+}
+
+function inShared(pages: Buffer): Buffer {
+  const buf = sharedPages(pages.length / PAGE_SIZE);
+  pages.copy(buf);
+  return buf;
+}
+
+describe('PageHashPool', () => {
+  it.each([1, 2, 3])('names pages as hashPage does, split over %i workers, with zero pages named by zeros', async (size) => {
+    const pages = Buffer.concat([randomPages(150), Buffer.alloc(2 * PAGE_SIZE), randomPages(101)]);
+    const names = await pool(size).hashPages(inShared(pages));
+    expect(names).toHaveLength(253 * 32);
+    for (let i = 0; i < 253; i++) {
+      const expected = i === 150 || i === 151 ? ZERO_PAGE_NAME : hashPage(pageAt(pages, i));
+      expect(names.subarray(i * 32, (i + 1) * 32).equals(expected)).toBe(true);
+    }
+  });
+
+  it('hashes a view into a larger shared buffer, and many jobs at once', async () => {
+    const p = pool(2);
+    const pages = randomPages(40);
+    const shared = inShared(pages);
+    const views = [0, 10, 20, 30].map((first) => shared.subarray(first * PAGE_SIZE, (first + 10) * PAGE_SIZE));
+    const all = await Promise.all(views.map((v) => p.hashPages(v)));
+    all.forEach((names, k) => {
+      for (let i = 0; i < 10; i++) expect(names.subarray(i * 32, (i + 1) * 32).equals(hashPage(pageAt(pages, k * 10 + i)))).toBe(true);
+    });
+  });
+
+  it('refuses memory the workers cannot see, and partial pages', async () => {
+    const p = pool(1);
+    await expect(p.hashPages(randomPages(1))).rejects.toThrow(/SharedArrayBuffer/);
+    await expect(p.hashPages(Buffer.from(new SharedArrayBuffer(100)))).rejects.toThrow(/whole number/);
+    expect(await p.hashPages(sharedPages(0))).toHaveLength(0);
+  });
+
+  it('starts its workers again after close()', async () => {
+    const p = pool(2);
+    const pages = randomPages(3);
+    await p.hashPages(inShared(pages));
+    await p.close();
+    const names = await p.hashPages(inShared(pages));
+    expect(names.subarray(0, 32).equals(hashPage(pageAt(pages, 0)))).toBe(true);
+  });
+});
