@@ -9,7 +9,8 @@ import { PagemapFile, listPagemaps, readPagesChunks } from '../criu/checkpoint-i
 import { presentPageCount } from '../criu/pagemap';
 import { log } from '../log/logger';
 import { PAGE_MANIFEST_FILE, readManifestFile, writeManifestFile } from '../store/manifest-file';
-import type { ManifestPagesFile } from '../store/page-manifest';
+import { LOCATION_BYTES, ManifestPagesFile } from '../store/page-manifest';
+import { HASH_BYTES } from '../store/page-ref';
 import type { IngestSession } from '../store/ingest-session';
 import { PageHashPool, sharedPages } from '../store/page-hash-pool';
 import { PageRun, PageRunsBuilder } from '../store/page-runs';
@@ -46,6 +47,23 @@ async function ingestPagesFile(session: IngestSession, pagemap: PagemapFile, poo
   return runs.build();
 }
 
+/** The manifest's location hints for a file's stored pages (see page-manifest.ts). */
+function locationsOf(session: IngestSession, runs: readonly PageRun[]): Buffer {
+  const out = Buffer.alloc(runs.reduce((n, r) => n + (r.kind === 'stored' ? r.count : 0), 0) * LOCATION_BYTES);
+  let at = 0;
+  for (const run of runs) {
+    if (run.kind !== 'stored') continue;
+    for (let i = 0; i < run.count; i++) {
+      const place = session.locationOf(run.hashes.subarray(i * HASH_BYTES, (i + 1) * HASH_BYTES));
+      if (place === undefined) throw new Error('a stored page of this ingest has no location (a bug)');
+      out.writeUInt32LE(place.packId, at);
+      out.writeUInt32LE(place.pageNumber, at + 4);
+      at += LOCATION_BYTES;
+    }
+  }
+  return out;
+}
+
 export class PageStoreArchive implements CheckpointArchive {
   /** `root` is read at each use: PAGESHARE_ROOT may differ between callers in tests. */
   constructor(
@@ -73,6 +91,7 @@ export class PageStoreArchive implements CheckpointArchive {
           files.push({ name: path.basename(pagemap.pagesPath), runs: await ingestPagesFile(session, pagemap, this.hashPool) });
         }
         await session.commit();
+        files = files.map((f) => ({ ...f, locations: locationsOf(session, f.runs) }));
       } catch (err) {
         session.abort();
         throw err;

@@ -14,7 +14,7 @@ import { syncDirectory } from './durable-fs';
 import { FileLock } from './file-lock';
 import { PACK_HEADER_SIZE } from './pack-header';
 import { PackWriter, makePackReadOnly } from './pack-writer';
-import { CheckpointRecord, NewPage, PackRow, PageIndex } from './page-index';
+import { CheckpointRecord, NewPage, PackRow, PageEntry, PageIndex } from './page-index';
 import { hashPage, isZeroPage } from './page-hash';
 import { ZERO_PAGE_NAME } from './page-hash-pool';
 import { HASH_BYTES, PageRef, ZERO_PAGE_REF, hashKey, storedPageRef } from './page-ref';
@@ -57,6 +57,8 @@ export class IngestSession {
   private readonly pending: NewPage[] = [];
   /** Distinct non-zero pages of this checkpoint (hashKey). */
   private readonly distinct = new Set<string>();
+  /** Where each distinct page is: pack id * 2^32 + page number in the pack. */
+  private readonly locations = new Map<string, number>();
   /** Ids of the distinct pages the store already had. */
   private readonly existing: number[] = [];
   private pages = 0;
@@ -110,8 +112,7 @@ export class IngestSession {
     }
     if (isZeroPage(page)) return this.addNamed(page, ZERO_PAGE_NAME, undefined);
     const hash = hashPage(page);
-    const key = hashKey(hash);
-    return this.addNamed(page, hash, this.distinct.has(key) ? undefined : this.index.pageId(hash));
+    return this.addNamed(page, hash, this.distinct.has(hashKey(hash)) ? undefined : this.index.pageEntries([hash])[0]);
   }
 
   /** Add consecutive pages (a multiple of PAGE_SIZE bytes, e.g. a chunk of pages-N.img). */
@@ -148,13 +149,22 @@ export class IngestSession {
         unseen.push(hash);
       }
     }
-    const ids = new Map<string, number | undefined>();
-    this.index.pageIds(unseen).forEach((id, i) => ids.set(hashKey(unseen[i]), id));
-    return hashes.map((hash, i) => this.addNamed(pages.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE), hash, ids.get(hashKey(hash))));
+    const entries = new Map<string, PageEntry | undefined>();
+    this.index.pageEntries(unseen).forEach((entry, i) => entries.set(hashKey(unseen[i]), entry));
+    return hashes.map((hash, i) => this.addNamed(pages.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE), hash, entries.get(hashKey(hash))));
   }
 
-  /** One page with its name; storedId: its id if the store has it (looked up only when unseen). */
-  private addNamed(page: Buffer, hash: Buffer, storedId: number | undefined): PageRef {
+  /**
+   * Where a page of this session was when it was added (its pack id and page number there),
+   * or undefined for a zero page or a page the session has not seen.
+   */
+  locationOf(hash: Buffer): { packId: number; pageNumber: number } | undefined {
+    const at = this.locations.get(hashKey(hash));
+    return at === undefined ? undefined : { packId: Math.floor(at / 2 ** 32), pageNumber: at % 2 ** 32 };
+  }
+
+  /** One page with its name; stored: its index entry if the store has it (looked up only when unseen). */
+  private addNamed(page: Buffer, hash: Buffer, stored: PageEntry | undefined): PageRef {
     this.pages++;
     if (hash === ZERO_PAGE_NAME || hash.equals(ZERO_PAGE_NAME)) {
       this.zeroPages++;
@@ -163,13 +173,19 @@ export class IngestSession {
     const key = hashKey(hash);
     if (!this.distinct.has(key)) {
       this.distinct.add(key);
-      if (storedId !== undefined) {
-        this.existing.push(storedId);
+      let packId: number;
+      let offset: number;
+      if (stored !== undefined) {
+        this.existing.push(stored.id);
+        ({ packId, offset } = stored);
       } else {
         const pack = this.packWithRoom();
         const writer = pack.writer as PackWriter;
-        this.pending.push({ hash, packId: pack.id, offset: writer.append(page) });
+        packId = pack.id;
+        offset = writer.append(page);
+        this.pending.push({ hash, packId, offset });
       }
+      this.locations.set(key, packId * 2 ** 32 + offset / PAGE_SIZE);
     }
     return storedPageRef(hash);
   }

@@ -68,6 +68,10 @@ export interface PageLocation {
   readonly offset: number;
 }
 
+export interface PageEntry extends PageLocation {
+  readonly id: number;
+}
+
 export interface PackRow {
   readonly id: number;
   /** File offset just past the last committed page. */
@@ -195,6 +199,7 @@ export class PageIndex {
 
   private readonly stmtLookup: Database.Statement<[Buffer], { pack: number; pack_offset: number }>;
   private readonly stmtPageId: Database.Statement<[Buffer], number>;
+  private readonly stmtEntry: Database.Statement<[Buffer], [number, number, number]>;
 
   private constructor(
     readonly file: string,
@@ -204,6 +209,7 @@ export class PageIndex {
     this.storeId = this.meta('store_id');
     this.stmtLookup = db.prepare('SELECT pack, pack_offset FROM pages WHERE hash = ?');
     this.stmtPageId = db.prepare<[Buffer], number>('SELECT id FROM pages WHERE hash = ?').pluck();
+    this.stmtEntry = db.prepare<[Buffer], [number, number, number]>('SELECT id, pack, pack_offset FROM pages WHERE hash = ?').raw();
   }
 
   /** Open (creating if needed) the index at file. Safe when several processes race to create it. */
@@ -277,10 +283,17 @@ export class PageIndex {
     return this.stmtPageId.get(hash);
   }
 
-  /** Ids of many pages (undefined where the store has none), in one read transaction. */
-  pageIds(hashes: readonly Buffer[]): Array<number | undefined> {
+  /** Id and place of many pages (undefined where the store has none), in one read transaction. */
+  pageEntries(hashes: readonly Buffer[]): Array<PageEntry | undefined> {
     if (hashes.length === 0) return [];
-    return this.db.transaction(() => hashes.map((h) => this.stmtPageId.get(h))).deferred();
+    return this.db
+      .transaction(() =>
+        hashes.map((h) => {
+          const row = this.stmtEntry.get(h);
+          return row === undefined ? undefined : { id: row[0], packId: row[1], offset: row[2] };
+        }),
+      )
+      .deferred();
   }
 
   /** Locations of many pages from one consistent snapshot of the index. */

@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import fc from 'fast-check';
 import { PAGE_MANIFEST_FILE, readManifestFile, writeManifestFile } from './manifest-file';
-import { MANIFEST_MAGIC, PageManifest, decodeManifest, encodeManifest } from './page-manifest';
+import { MANIFEST_MAGIC, PageManifest, decodeManifest, encodeManifest, LOCATION_BYTES } from './page-manifest';
 import { HASH_BYTES, PageRef, ZERO_PAGE_REF, storedPageRef } from './page-ref';
 import { PageRunsBuilder, pageRefsOf, runsOf, runsPageCount } from './page-runs';
 import { ManifestError } from './store-error';
@@ -113,6 +113,29 @@ describe('page manifest', () => {
       }),
       { numRuns: 300 },
     );
+  });
+
+  it('carries location hints for stored pages when every file has them, and checks their length', () => {
+    const runs = runsOf([ZERO_PAGE_REF, storedPageRef(hash(1)), storedPageRef(hash(2)), ZERO_PAGE_REF, storedPageRef(hash(3))]);
+    const locations = Buffer.alloc(3 * LOCATION_BYTES);
+    [7, 1, 7, 2, 9, 65535].forEach((v, i) => locations.writeUInt32LE(v, i * 4));
+    const m: PageManifest = {
+      storeId: STORE_ID,
+      checkpointId: 'with-locations',
+      files: [
+        { name: 'pages-1.img', runs, locations },
+        { name: 'pages-2.img', runs: [], locations: Buffer.alloc(0) },
+      ],
+    };
+    const bytes = encodeManifest(m);
+    expect(bytes.readUInt16LE(10)).toBe(1);
+    expect(decodeManifest(bytes)).toEqual(m);
+    expect(encodeManifest(decodeManifest(bytes)).equals(bytes)).toBe(true);
+    expect(() => encodeManifest({ ...m, files: [m.files[0], { name: 'pages-2.img', runs: [] }] })).toThrow(/every pages file has locations/);
+    expect(() => encodeManifest({ ...m, files: [{ ...m.files[0], locations: Buffer.alloc(8) }] })).toThrow(/bytes of locations for 3 stored pages/);
+    // Cut one location off and re-checksum: the parser still refuses it.
+    const cut = reseal(bytes.subarray(0, bytes.length - 32 - LOCATION_BYTES));
+    expect(decodeOutcome(cut)).toMatchObject({ reason: 'MANIFEST_CORRUPT' });
   });
 
   it('keeps zero pages as counts: a million zero pages take a few bytes', () => {

@@ -11,7 +11,14 @@
 //              page count u32 | run count u32 | runs
 //   run      = kind u8 (0: zero pages, 1: stored pages) | count u32 (>= 1)
 //              | for stored pages, count names of 32 bytes (SHA-256 of the page)
+//   locations (only with flag 1) = per pages file, in file order, per stored page in order:
+//              pack id u32 | page number in the pack u32 (byte offset / page size)
 //   trailer  = SHA-256 of every byte before it
+//
+// Locations are hints, written at ingest so that a restore reads pages without one index
+// lookup per page. Every page read is still checked against its name, and a page that gc
+// moved since is looked up in the index; a restore uses them only while the store keeps
+// the checkpoint.
 //
 // Runs are canonical (page-runs.ts): no empty run, no two neighbours of one kind; a file's
 // runs add up to its page count; file names are unique. The reader checks magic, version and
@@ -28,6 +35,10 @@ import { ManifestError, ManifestErrorReason } from './store-error';
 export const MANIFEST_MAGIC = Buffer.from('PGSHMNFT', 'latin1');
 export const MANIFEST_VERSION = 1;
 const HASH_SHA256 = 1;
+/** Header flag: a locations section follows the files. */
+const FLAG_LOCATIONS = 1;
+/** Bytes of one page's location. */
+export const LOCATION_BYTES = 8;
 const RUN_ZERO = 0;
 const RUN_STORED = 1;
 
@@ -47,6 +58,11 @@ export interface ManifestPagesFile {
   /** The CRIU pages file this stands for, e.g. "pages-1.img". */
   readonly name: string;
   readonly runs: readonly PageRun[];
+  /**
+   * Where each stored page was at ingest (LOCATION_BYTES per stored page, in order: pack id
+   * u32, page number u32), or absent. All files of a manifest have them, or none.
+   */
+  readonly locations?: Buffer;
 }
 
 export interface PageManifest {
@@ -100,6 +116,8 @@ export function encodeManifest(m: PageManifest): Buffer {
   const id = textBytes(m.checkpointId, 'checkpoint id', MAX_CHECKPOINT_ID_BYTES, false);
   if (m.files.length > MAX_FILES) throw invalid(`${m.files.length} pages files, at most ${MAX_FILES}`);
   const names = new Set<string>();
+  const withLocations = m.files.length > 0 && m.files[0].locations !== undefined;
+  const locationParts: Buffer[] = [];
   const parts: Buffer[] = [];
   const header = Buffer.alloc(HEADER_BYTES);
   parts.push(header);
@@ -114,6 +132,14 @@ export function encodeManifest(m: PageManifest): Buffer {
     if (names.has(f.name)) throw invalid(`pages file ${f.name} appears twice`);
     names.add(f.name);
     checkRuns(f.name, f.runs);
+    if ((f.locations !== undefined) !== withLocations) throw invalid('either every pages file has locations, or none');
+    if (f.locations !== undefined) {
+      const storedPages = f.runs.reduce((n, r) => n + (r.kind === 'stored' ? r.count : 0), 0);
+      if (f.locations.length !== storedPages * LOCATION_BYTES) {
+        throw invalid(`file ${f.name} has ${f.locations.length} bytes of locations for ${storedPages} stored pages`);
+      }
+      locationParts.push(f.locations);
+    }
     const head = Buffer.alloc(2 + name.length + 8);
     head.writeUInt16LE(name.length, 0);
     name.copy(head, 2);
@@ -128,11 +154,12 @@ export function encodeManifest(m: PageManifest): Buffer {
       if (run.kind === 'stored') parts.push(run.hashes);
     }
   }
+  parts.push(...locationParts);
   let total = TRAILER_BYTES;
   for (const p of parts) total += p.length;
   MANIFEST_MAGIC.copy(header, 0);
   header.writeUInt16LE(MANIFEST_VERSION, OFF_VERSION);
-  header.writeUInt16LE(0, 10);
+  header.writeUInt16LE(withLocations ? FLAG_LOCATIONS : 0, 10);
   header.writeBigUInt64LE(BigInt(total), OFF_TOTAL);
   header.writeUInt32LE(PAGE_SIZE, 20);
   header.writeUInt8(HASH_SHA256, 24);
@@ -236,7 +263,7 @@ export function decodeManifest(input: Buffer, source = 'page manifest'): PageMan
   // Checksummed: from here on, bad content means a buggy or hostile writer, still never trusted.
   const buf = Buffer.from(input.subarray(0, bodyEnd)); // names below are views into this copy
   const flags = buf.readUInt16LE(10);
-  if (flags !== 0) throw fail('MANIFEST_UNSUPPORTED_VERSION', source, 10, `unknown flags 0x${flags.toString(16)}`);
+  if ((flags & ~FLAG_LOCATIONS) !== 0) throw fail('MANIFEST_UNSUPPORTED_VERSION', source, 10, `unknown flags 0x${flags.toString(16)}`);
   const pageSize = buf.readUInt32LE(20);
   if (pageSize !== PAGE_SIZE) throw fail('MANIFEST_UNSUPPORTED_VERSION', source, 20, `page size ${pageSize}; this host uses ${PAGE_SIZE}`);
   const hashAlgorithm = buf.readUInt8(24);
@@ -282,6 +309,13 @@ export function decodeManifest(input: Buffer, source = 'page manifest'): PageMan
     }
     if (sum !== pageCount) throw c.corrupt(`${name} declares ${pageCount} pages but its runs hold ${sum}`, pageCountAt);
     files.push({ name, runs });
+  }
+  if ((flags & FLAG_LOCATIONS) !== 0) {
+    for (const [i, f] of files.entries()) {
+      const storedPages = f.runs.reduce((n, r) => n + (r.kind === 'stored' ? r.count : 0), 0);
+      if (storedPages > c.remaining / LOCATION_BYTES) throw c.corrupt(`${f.name} locations run past the end of the manifest`);
+      files[i] = { ...f, locations: c.bytes(storedPages * LOCATION_BYTES, `${f.name} locations`) };
+    }
   }
   if (c.remaining !== 0) throw c.corrupt(`${c.remaining} unexpected bytes before the trailer`);
   return { storeId, checkpointId, files };

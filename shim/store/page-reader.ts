@@ -12,6 +12,7 @@ import { PackReader } from './pack-reader';
 import { PageIndex, PageLocation } from './page-index';
 import { hashPage } from './page-hash';
 import { PageHashPool, sharedPages } from './page-hash-pool';
+import { LOCATION_BYTES } from './page-manifest';
 import { HASH_BYTES, PageRef, hashHex, hashKey } from './page-ref';
 import { PackCorruptError, PageCorruptError, PageErrorContext, PageMissingError } from './store-error';
 
@@ -111,13 +112,21 @@ export class PageReader {
    * a time, and each is written once verified. Zero pages are written as zeros. Any page that
    * fails verification goes through readPage(), which looks it up again or names the problem.
    */
-  async writePages(refs: readonly PageRef[], fd: number, pool: PageHashPool, ctx: PageErrorContext = {}): Promise<void> {
+  async writePages(
+    refs: readonly PageRef[],
+    fd: number,
+    pool: PageHashPool,
+    ctx: PageErrorContext = {},
+    /** Where each stored page should be (manifest locations): no index lookups then. */
+    locations?: Buffer,
+  ): Promise<void> {
     const inFlight: Array<Promise<void>> = [];
+    let storedBefore = 0;
     try {
       for (let first = 0; first < refs.length; first += WRITE_CHUNK_PAGES) {
         const slots = refs.slice(first, first + WRITE_CHUNK_PAGES);
         const chunk = sharedPages(slots.length);
-        this.readChunk(slots, chunk, ctx);
+        storedBefore += this.readChunk(slots, chunk, ctx, locations, storedBefore);
         const done = pool.hashPages(chunk).then(async (names) => {
           this.repairChunk(slots, chunk, names, ctx);
           await writeAllAt(fd, chunk, first * PAGE_SIZE);
@@ -132,13 +141,22 @@ export class PageReader {
     }
   }
 
-  /** Reads a chunk's stored pages into place (unverified): pages back to back in a pack at once. */
-  private readChunk(slots: readonly PageRef[], chunk: Buffer, ctx: PageErrorContext): void {
+  /**
+   * Reads a chunk's stored pages into place (unverified): pages back to back in a pack at
+   * once. Returns how many stored pages the chunk has.
+   */
+  private readChunk(slots: readonly PageRef[], chunk: Buffer, ctx: PageErrorContext, hints: Buffer | undefined, storedBefore: number): number {
     const stored: Array<{ slot: number; hash: Buffer }> = [];
     slots.forEach((ref, slot) => {
       if (ref.kind === 'stored') stored.push({ slot, hash: ref.hash });
     });
-    const locations = this.index.lookupPages(stored.map((s) => s.hash));
+    const locations: Array<PageLocation | undefined> =
+      hints === undefined
+        ? this.index.lookupPages(stored.map((s) => s.hash))
+        : stored.map((_, k) => {
+            const at = (storedBefore + k) * LOCATION_BYTES;
+            return { packId: hints.readUInt32LE(at), offset: hints.readUInt32LE(at + 4) * PAGE_SIZE };
+          });
     let i = 0;
     while (i < stored.length) {
       const loc = locations[i];
@@ -160,6 +178,7 @@ export class PageReader {
       }
       i = j;
     }
+    return stored.length;
   }
 
   /** Checks every stored page of a chunk against the names the pool computed; fixes or throws. */

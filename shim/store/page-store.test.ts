@@ -6,7 +6,8 @@ import { readManifestFile, writeManifestFile } from './manifest-file';
 import { PACK_HEADER_SIZE } from './pack-header';
 import { hashPage } from './page-hash';
 import { PageRef, StoredPageRef, ZERO_PAGE_REF, storedPageRef } from './page-ref';
-import { PageRunsBuilder, pageRefsOf } from './page-runs';
+import { PageRunsBuilder, pageRefsOf, runsOf } from './page-runs';
+import { LOCATION_BYTES } from './page-manifest';
 import { PageHashPool, sharedPages } from './page-hash-pool';
 import { PageStore, PageStoreOptions } from './page-store';
 import {
@@ -446,6 +447,43 @@ describe('PageStore', () => {
       expect(error).toBeInstanceOf(PageCorruptError);
       expect(error).toMatchObject({ checkpointId: 'w', hash: victim.hash.toString('hex'), packId: place.packId, offset: place.offset });
       await expect(store.writeManifestPages({ ...manifest, storeId: 'ff'.repeat(16) }, 'pages-1.img', out, pool)).rejects.toThrow(WrongStoreError);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('reads pages where the manifest locations say while the store keeps the checkpoint, and looks them up otherwise', async () => {
+    const store = open();
+    const pool = new PageHashPool(2);
+    try {
+      const pages = Buffer.concat([randomPages(30), Buffer.alloc(PAGE_SIZE), randomPages(5)]);
+      const session = await store.beginIngest({ checkpointId: 'hinted', containerId: 'c', namespace: 'n' });
+      const refs = session.addPages(pages);
+      await session.commit();
+      const runs = runsOf(refs);
+      const storedRefs = stored(refs);
+      const locations = Buffer.alloc(storedRefs.length * LOCATION_BYTES);
+      storedRefs.forEach((ref, k) => {
+        const place = session.locationOf(ref.hash)!;
+        expect(place).toEqual({ packId: store.locatePage(ref.hash)!.packId, pageNumber: store.locatePage(ref.hash)!.offset / PAGE_SIZE });
+        locations.writeUInt32LE(place.packId, k * LOCATION_BYTES);
+        locations.writeUInt32LE(place.pageNumber, k * LOCATION_BYTES + 4);
+      });
+      const out = path.join(root, 'pages-1.img');
+      const manifest = { storeId: store.storeId, checkpointId: 'hinted', files: [{ name: 'pages-1.img', runs, locations }] };
+      await store.writeManifestPages(manifest, 'pages-1.img', out, pool);
+      expect(fs.readFileSync(out).equals(pages)).toBe(true);
+      // Wrong hints (two swapped) cost a lookup, never wrong bytes.
+      const swapped = Buffer.from(locations);
+      locations.copy(swapped, 0, LOCATION_BYTES, 2 * LOCATION_BYTES);
+      locations.copy(swapped, LOCATION_BYTES, 0, LOCATION_BYTES);
+      await store.writeManifestPages({ ...manifest, files: [{ ...manifest.files[0], locations: swapped }] }, 'pages-1.img', out, pool);
+      expect(fs.readFileSync(out).equals(pages)).toBe(true);
+      // Once the checkpoint is removed and gc runs, its pages are gone even if the bytes are not.
+      await ingest(store, 'keeps-the-pack', pageAt(pages, 0));
+      store.removeCheckpoint('hinted');
+      await store.gc();
+      await expect(store.writeManifestPages(manifest, 'pages-1.img', out, pool)).rejects.toThrow(PageMissingError);
     } finally {
       await pool.close();
     }

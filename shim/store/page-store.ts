@@ -250,9 +250,12 @@ export class PageStore {
     if (manifest.storeId !== this.storeId) throw new WrongStoreError(manifest.checkpointId, manifest.storeId, this.storeId, this.root);
     const file = manifest.files.find((f) => f.name === fileName);
     if (file === undefined) throw new StoreArgumentError(`the manifest of checkpoint ${manifest.checkpointId} has no pages file ${fileName}`);
+    // Locations are trusted only while the store keeps the checkpoint (its pages then exist);
+    // otherwise every page is looked up, and one gc removed fails the restore, named.
+    const locations = file.locations !== undefined && this.index.checkpointExists(manifest.checkpointId) ? file.locations : undefined;
     const fd = fs.openSync(outFile, 'w');
     try {
-      await this.pageReader.writePages([...pageRefsOf(file.runs)], fd, pool, { checkpointId: manifest.checkpointId });
+      await this.pageReader.writePages([...pageRefsOf(file.runs)], fd, pool, { checkpointId: manifest.checkpointId }, locations);
     } finally {
       fs.closeSync(fd);
     }
