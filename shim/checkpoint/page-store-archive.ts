@@ -82,6 +82,7 @@ export class PageStoreArchive implements CheckpointArchive {
     const pagesFiles = new Set(pagemaps.map((f) => path.basename(f.pagesPath)));
     const started = Date.now();
     const store = PageStore.open(this.root());
+    let publishing = false;
     try {
       const session = await store.beginIngest({ checkpointId: randomUUID(), ...context, expectedPages });
       let files: ManifestPagesFile[];
@@ -90,21 +91,30 @@ export class PageStoreArchive implements CheckpointArchive {
         for (const pagemap of pagemaps) {
           files.push({ name: path.basename(pagemap.pagesPath), runs: await ingestPagesFile(session, pagemap, this.hashPool) });
         }
-        await session.commit();
+        await session.makeDurable();
         files = files.map((f) => ({ ...f, locations: locationsOf(session, f.runs) }));
+        // The pages are durable in the store (and its pending record); only now may a manifest name them.
+        fs.mkdirSync(checkpointDir, { recursive: true });
+        for (const name of fs.readdirSync(imageDir)) {
+          if (!pagesFiles.has(name)) fs.cpSync(path.join(imageDir, name), path.join(checkpointDir, name), { recursive: true });
+        }
+        await writeManifestFile(checkpointDir, { storeId: store.storeId, checkpointId: session.checkpointId, files });
       } catch (err) {
         session.abort();
         throw err;
       }
-      // The pages are durable in the store; only now may a manifest name them.
-      fs.mkdirSync(checkpointDir, { recursive: true });
-      for (const name of fs.readdirSync(imageDir)) {
-        if (!pagesFiles.has(name)) fs.cpSync(path.join(imageDir, name), path.join(checkpointDir, name), { recursive: true });
-      }
-      await writeManifestFile(checkpointDir, { storeId: store.storeId, checkpointId: session.checkpointId, files });
-      log.info(`checkpoint ${session.checkpointId} of ${context.containerId}: ${session.pageCount} pages, ${session.newPageCount} new in the store, ingested in ${Date.now() - started} ms`);
+      const durableMs = Date.now() - started;
+      // Indexing (a B-tree insert per new page) happens after the call returns, so that
+      // containerd's pause does not wait for it; a restore of this checkpoint waits for it
+      // (awaitIndexed), and if this process dies first the next writer does it.
+      publishing = true;
+      void session
+        .publish({ inSlices: true })
+        .then(() => log.info(`checkpoint ${session.checkpointId} of ${context.containerId}: ${session.pageCount} pages, ${session.newPageCount} new in the store, durable in ${durableMs} ms, indexed in ${Date.now() - started} ms`))
+        .catch((err: unknown) => log.warn(`checkpoint ${session.checkpointId}: indexing failed, left to the store's next writer: ${(err as Error).message}`))
+        .finally(() => store.close());
     } finally {
-      store.close();
+      if (!publishing) store.close();
     }
   }
 
@@ -121,6 +131,7 @@ export class PageStoreArchive implements CheckpointArchive {
     const started = Date.now();
     const store = PageStore.open(this.root());
     try {
+      await store.awaitIndexed(manifest.checkpointId);
       for (const file of manifest.files) {
         await store.writeManifestPages(manifest, file.name, path.join(imageDir, file.name), this.hashPool);
       }

@@ -50,6 +50,23 @@ export class FileLock {
     }
   }
 
+  /** Take the lock if nobody holds it, without waiting; undefined if somebody does. */
+  static tryAcquire(file: string, options: Omit<LockOptions, 'timeoutMs'>): FileLock | undefined {
+    const fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644);
+    try {
+      if (!flock(fd, options.exclusive, false)) {
+        fs.closeSync(fd);
+        return undefined;
+      }
+    } catch (err) {
+      fs.closeSync(fd);
+      throw err;
+    }
+    const lock = new FileLock(file, fd);
+    if (options.exclusive && options.holder !== undefined) lock.recordHolder(options.holder);
+    return lock;
+  }
+
   get held(): boolean {
     return this.fd !== undefined;
   }

@@ -3,18 +3,21 @@
 //
 // addPage() names the page (zero pages are never stored), and appends it to the open pack
 // unless the store or this session already has it; pages of one ingest land contiguous and
-// in arrival order. commit() fsyncs the packs it wrote (and packs/ for new files), THEN runs
-// one index transaction with the new pages, the checkpoint and its references. A checkpoint
-// exists only once that transaction commits: a crash at any earlier instant leaves at most
-// unreferenced bytes after a pack's committed length (the next ingest cuts them off) and a
-// new pack file no index row names (gc removes it).
+// in arrival order. makeDurable() fsyncs the packs it wrote (and packs/ for new files), THEN
+// writes the ingest's pending record (pending-ingest.ts); publish() runs one index
+// transaction with the new pages, the checkpoint and its references, then drops the record
+// (commit() does both). A crash before the record exists leaves at most unreferenced bytes
+// after a pack's committed length (the next ingest cuts them off) and a new pack file no
+// index row names (gc removes it); a crash after it leaves a record the next writer indexes
+// before it touches any pack.
 import * as fs from 'node:fs';
 import { PAGE_SIZE } from '../criu/page-size';
 import { syncDirectory } from './durable-fs';
 import { FileLock } from './file-lock';
 import { PACK_HEADER_SIZE } from './pack-header';
 import { PackWriter, makePackReadOnly } from './pack-writer';
-import { CheckpointRecord, NewPage, PackRow, PageEntry, PageIndex } from './page-index';
+import { CheckpointRecord, IngestCommit, NewPage, PackRow, PageEntry, PageIndex } from './page-index';
+import { writePendingIngest } from './pending-ingest';
 import { hashPage, isZeroPage } from './page-hash';
 import { ZERO_PAGE_NAME } from './page-hash-pool';
 import { HASH_BYTES, PageRef, ZERO_PAGE_REF, hashKey, storedPageRef } from './page-ref';
@@ -37,7 +40,7 @@ export interface IngestSettings {
   readonly writeBufferBytes: number;
 }
 
-export type IngestState = 'open' | 'committing' | 'committed' | 'aborted' | 'failed';
+export type IngestState = 'open' | 'committing' | 'durable' | 'committed' | 'aborted' | 'failed';
 
 /** A pack this session appends to or seals. */
 interface SessionPack {
@@ -63,6 +66,7 @@ export class IngestSession {
   private readonly existing: number[] = [];
   private pages = 0;
   private zeroPages = 0;
+  private pendingRecord: { readonly data: IngestCommit; readonly file: string } | undefined;
 
   /** Use PageStore.beginIngest(). */
   constructor(
@@ -190,8 +194,18 @@ export class IngestSession {
     return storedPageRef(hash);
   }
 
-  /** Make the pages durable, then record the checkpoint. The checkpoint exists once this resolves. */
+  /** Make the pages durable, then index the checkpoint. The checkpoint exists once this resolves. */
   async commit(): Promise<CheckpointRecord> {
+    await this.makeDurable();
+    return this.publish();
+  }
+
+  /**
+   * Make the pages durable (packs fsynced) and write the ingest's pending record (fsynced):
+   * from then on a crash keeps the checkpoint, and the next writer indexes it. A manifest may
+   * name the pages once this resolves. The writer lock stays held: call publish() next.
+   */
+  async makeDurable(): Promise<void> {
     this.requireOpen('commit');
     this.stateValue = 'committing';
     try {
@@ -218,35 +232,62 @@ export class IngestSession {
         sealed: p.sealed,
         createdAtMs: p.createdAtMs,
       }));
-      try {
-        this.index.commitIngest({
-          packs: packRows,
-          pages: this.pending,
-          checkpoint: record,
-          existingPageIds: this.existing,
-          nextPackId: this.nextPackId,
-        });
-      } catch (err) {
-        if ((err as { code?: unknown }).code === 'SQLITE_CONSTRAINT_UNIQUE' && this.index.checkpointExists(record.id)) {
-          throw new CheckpointExistsError(record.id, this.layout.root);
-        }
-        throw err;
-      }
-      this.closeWriters();
-      for (const p of this.packs) if (p.sealed) makePackReadOnly(this.layout.packFile(p.id));
-      this.finish('committed');
-      return record;
+      const data: IngestCommit = { packs: packRows, pages: this.pending, checkpoint: record, existingPageIds: this.existing, nextPackId: this.nextPackId };
+      this.pendingRecord = { data, file: await writePendingIngest(this.layout.pendingDir, data) };
+      this.stateValue = 'durable';
     } catch (err) {
-      // Whatever was written stays as unreferenced bytes: if the index commit's outcome is
-      // unknown (an fsync error inside it), cutting them off could lose committed pages.
+      // Whatever was written stays as unreferenced bytes (or a record the next writer
+      // indexes): cutting them off could lose pages a record names.
       this.closeWriters();
       this.finish('failed');
       throw err;
     }
   }
 
-  /** Drop everything this session wrote. Idempotent; a no-op once committed or failed. */
+  /**
+   * Index a durable ingest in one transaction; the checkpoint exists once this resolves.
+   * inSlices: yield to the event loop every few thousand rows (a server's other calls go on).
+   */
+  async publish(options: { inSlices?: boolean } = {}): Promise<CheckpointRecord> {
+    const pending = this.pendingRecord;
+    if (this.stateValue !== 'durable' || pending === undefined) throw new SessionClosedError(this.info.checkpointId, this.stateValue, 'publish');
+    this.stateValue = 'committing';
+    const record = pending.data.checkpoint;
+    try {
+      try {
+        if (options.inSlices === true) await this.index.commitIngestInSlices(pending.data);
+        else this.index.commitIngest(pending.data);
+      } catch (err) {
+        if ((err as { code?: unknown }).code === 'SQLITE_CONSTRAINT_UNIQUE' && this.index.checkpointExists(record.id)) {
+          throw new CheckpointExistsError(record.id, this.layout.root);
+        }
+        throw err;
+      }
+      // Indexed: the record has done its job (a leftover one is dropped on replay).
+      fs.rmSync(pending.file, { force: true });
+      this.closeWriters();
+      for (const p of this.packs) if (p.sealed) makePackReadOnly(this.layout.packFile(p.id));
+      this.finish('committed');
+      return record;
+    } catch (err) {
+      // The record stays: the next writer retries it (or drops it if the checkpoint exists).
+      this.closeWriters();
+      this.finish('failed');
+      throw err;
+    }
+  }
+
+  /**
+   * Drop everything this session wrote (after makeDurable(): only let go, the record stays for
+   * the next writer). Idempotent; a no-op once committed or failed.
+   */
   abort(): void {
+    if (this.stateValue === 'durable') {
+      // The pages and the record are durable: the next writer indexes them.
+      this.closeWriters();
+      this.finish('failed');
+      return;
+    }
     if (this.stateValue !== 'open') return;
     try {
       for (const p of this.packs) {

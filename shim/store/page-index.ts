@@ -19,6 +19,8 @@ import { IndexUnsupportedError } from './store-error';
 
 const SCHEMA_VERSION = 1;
 const BUSY_TIMEOUT_MS = 30_000;
+/** Rows commitIngestInSlices() writes between two yields to the event loop. */
+const COMMIT_SLICE_ROWS = 4096;
 
 const SCHEMA = `
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
@@ -236,6 +238,13 @@ export class PageIndex {
   }
 
   private static migrate(db: Database.Database, file: string): void {
+    // A plain read first: opening a current index takes no write lock, so it never waits on
+    // (or blocks the event loop behind) a writer, e.g. an ingest being indexed in slices.
+    if ((db.pragma('user_version', { simple: true }) as number) !== SCHEMA_VERSION) PageIndex.createSchema(db, file);
+    PageIndex.checkMeta(db, file);
+  }
+
+  private static createSchema(db: Database.Database, file: string): void {
     db.transaction(() => {
       const version = db.pragma('user_version', { simple: true }) as number;
       if (version === SCHEMA_VERSION) return;
@@ -251,6 +260,9 @@ export class PageIndex {
       insert.run('next_pack_id', '1');
       db.pragma(`user_version = ${SCHEMA_VERSION}`);
     }).immediate();
+  }
+
+  private static checkMeta(db: Database.Database, file: string): void {
     const pageSize = db.prepare<[], string>("SELECT value FROM meta WHERE key = 'page_size'").pluck().get();
     if (pageSize !== String(PAGE_SIZE)) throw new IndexUnsupportedError(file, `page size ${pageSize}, expected ${PAGE_SIZE}`);
     const storeId = db.prepare<[], string>("SELECT value FROM meta WHERE key = 'store_id'").pluck().get();
@@ -394,6 +406,36 @@ export class PageIndex {
 
   /** Make an ingest visible: its packs, new pages, checkpoint and references, atomically. */
   commitIngest(c: IngestCommit): void {
+    const steps = this.ingestSteps(c);
+    this.db
+      .transaction(() => {
+        for (const step of steps) step();
+      })
+      .immediate();
+  }
+
+  /**
+   * commitIngest() in one transaction that yields to the event loop every few thousand rows,
+   * so that a server goes on answering calls meanwhile. Nothing else may use this
+   * connection until it resolves (the transaction is open across the yields).
+   */
+  async commitIngestInSlices(c: IngestCommit): Promise<void> {
+    const steps = this.ingestSteps(c);
+    this.db.exec('BEGIN IMMEDIATE');
+    try {
+      for (let i = 0; i < steps.length; i++) {
+        steps[i]();
+        if (i % COMMIT_SLICE_ROWS === COMMIT_SLICE_ROWS - 1) await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+      this.db.exec('COMMIT');
+    } catch (err) {
+      if (this.db.inTransaction) this.db.exec('ROLLBACK');
+      throw err;
+    }
+  }
+
+  /** The statements of an ingest's commit, one row each, in order. */
+  private ingestSteps(c: IngestCommit): Array<() => void> {
     const upsertPack = this.db.prepare<[number, number, number, number]>(
       `INSERT INTO packs (id, length, sealed, created_at) VALUES (?, ?, ?, ?)
        ON CONFLICT (id) DO UPDATE SET length = excluded.length, sealed = excluded.sealed`,
@@ -403,28 +445,21 @@ export class PageIndex {
       `INSERT INTO checkpoints (${CHECKPOINT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     const insertRef = this.db.prepare<[bigint | number, number]>('INSERT INTO refs (checkpoint, page) VALUES (?, ?)');
-    this.db
-      .transaction(() => {
-        for (const p of c.packs) upsertPack.run(p.id, p.length, p.sealed ? 1 : 0, p.createdAtMs);
-        const pageIds = [...c.existingPageIds];
-        for (const p of c.pages) pageIds.push(Number(insertPage.run(p.hash, p.packId, p.offset).lastInsertRowid));
-        const k = c.checkpoint;
-        const seq = insertCheckpoint.run(
-          k.id,
-          k.containerId,
-          k.namespace,
-          k.createdAtMs,
-          k.pageCount,
-          k.zeroPages,
-          k.uniquePages,
-          k.newPages,
-        ).lastInsertRowid;
-        // In id order: appends to the refs B-tree instead of random inserts.
-        pageIds.sort((a, b) => a - b);
-        for (const id of pageIds) insertRef.run(seq, id);
-        this.bumpNextPackId(c.nextPackId);
-      })
-      .immediate();
+    const pageIds = [...c.existingPageIds];
+    let seq: number | bigint = 0;
+    const steps: Array<() => void> = [];
+    for (const p of c.packs) steps.push(() => upsertPack.run(p.id, p.length, p.sealed ? 1 : 0, p.createdAtMs));
+    for (const p of c.pages) steps.push(() => pageIds.push(Number(insertPage.run(p.hash, p.packId, p.offset).lastInsertRowid)));
+    steps.push(() => {
+      const k = c.checkpoint;
+      seq = insertCheckpoint.run(k.id, k.containerId, k.namespace, k.createdAtMs, k.pageCount, k.zeroPages, k.uniquePages, k.newPages).lastInsertRowid;
+      // In id order: appends to the refs B-tree instead of random inserts.
+      pageIds.sort((a, b) => a - b);
+    });
+    const refCount = c.existingPageIds.length + c.pages.length;
+    for (let i = 0; i < refCount; i++) steps.push(() => insertRef.run(seq, pageIds[i]));
+    steps.push(() => this.bumpNextPackId(c.nextPackId));
+    return steps;
   }
 
   private bumpNextPackId(next: number): void {

@@ -23,6 +23,7 @@ import { DEFAULT_WRITE_BUFFER_BYTES, PackWriter, makePackReadOnly } from './pack
 import { CheckpointRecord, PackPin, PageIndex } from './page-index';
 import type { PageHashPool } from './page-hash-pool';
 import { PageReader } from './page-reader';
+import { PendingIngestError, decodePendingIngest, listPendingIngests, pendingFile } from './pending-ingest';
 import { PageManifest } from './page-manifest';
 import { PageRef } from './page-ref';
 import { pageRefsOf } from './page-runs';
@@ -125,18 +126,32 @@ export class PageStore {
   static open(root: string = defaultStoreRoot(), options: PageStoreOptions = {}): PageStore {
     const layout = new StoreLayout(root);
     const fresh = !fs.existsSync(layout.packsDir);
-    for (const dir of [layout.root, layout.packsDir, layout.tmpDir, layout.locksDir]) fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
+    for (const dir of [layout.root, layout.packsDir, layout.tmpDir, layout.pendingDir, layout.locksDir]) fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
     if (fresh) {
       syncDirectorySync(path.dirname(layout.root));
       syncDirectorySync(layout.root);
     }
     const index = PageIndex.open(layout.indexFile);
+    let store: PageStore;
     try {
-      return new PageStore(layout, index, options);
+      store = new PageStore(layout, index, options);
     } catch (err) {
       index.close();
       throw err;
     }
+    // Records a dead writer left: index them now if no live writer holds the lock (one that
+    // does will, before it touches a pack).
+    if (listPendingIngests(layout.pendingDir).length > 0) {
+      const lock = FileLock.tryAcquire(layout.writerLock, { exclusive: true, holder: 'replay of pending ingests' });
+      if (lock !== undefined) {
+        try {
+          store.replayPendingIngests();
+        } finally {
+          lock.release();
+        }
+      }
+    }
+    return store;
   }
 
   get root(): string {
@@ -164,6 +179,7 @@ export class PageStore {
     if (this.index.checkpointExists(info.checkpointId)) throw new CheckpointExistsError(info.checkpointId, this.root);
     const lock = await this.lock(this.layout.writerLock, true, `ingest of checkpoint ${info.checkpointId}`, wait);
     try {
+      this.replayPendingIngests();
       const session = new IngestSession(
         this.index,
         this.layout,
@@ -188,6 +204,7 @@ export class PageStore {
     this.requireOpen();
     const lock = await this.lock(this.layout.writerLock, true, 'seal', wait);
     try {
+      this.replayPendingIngests();
       const open = this.index.openPack();
       if (open === undefined) return undefined;
       const file = this.layout.packFile(open.id);
@@ -292,6 +309,8 @@ export class PageStore {
   /** Stop keeping a checkpoint; gc then frees the pages no other checkpoint references. */
   removeCheckpoint(id: string): void {
     this.requireOpen();
+    // A record left by a crash after its checkpoint was indexed must not bring it back.
+    fs.rmSync(pendingFile(this.layout.pendingDir, id), { force: true });
     if (!this.index.removeCheckpoint(id)) throw new CheckpointNotFoundError(id, this.root);
   }
 
@@ -369,6 +388,7 @@ export class PageStore {
     try {
       const writerLock = await this.lock(this.layout.writerLock, true, 'gc', wait);
       try {
+        this.replayPendingIngests();
         this.packReader.close();
         return await collectGarbage(
           { layout: this.layout, index: this.index, packSizeLimit: this.packSizeLimit, writeBufferBytes: this.writeBufferBytes },
@@ -379,6 +399,44 @@ export class PageStore {
       }
     } finally {
       gcLock.release();
+    }
+  }
+
+  /**
+   * Wait until the store has indexed a checkpoint whose ingest is still being published (by
+   * this or another process), or index it if its writer died. Returns at once for a
+   * checkpoint the index has, or one with no pending record.
+   */
+  async awaitIndexed(checkpointId: string, wait: LockWaitOptions = {}): Promise<void> {
+    this.requireOpen();
+    if (this.index.checkpointExists(checkpointId) || !fs.existsSync(pendingFile(this.layout.pendingDir, checkpointId))) return;
+    const lock = await this.lock(this.layout.writerLock, true, `restore of checkpoint ${checkpointId}`, wait);
+    try {
+      this.replayPendingIngests();
+    } finally {
+      lock.release();
+    }
+  }
+
+  /**
+   * Index every pending record (the caller holds the writer lock). A record whose checkpoint
+   * the index has is only removed; an unreadable one is renamed *.unreadable and left.
+   */
+  private replayPendingIngests(): void {
+    for (const file of listPendingIngests(this.layout.pendingDir)) {
+      let data;
+      try {
+        data = decodePendingIngest(fs.readFileSync(file), file);
+      } catch (err) {
+        if (!(err instanceof PendingIngestError) && !(err instanceof SyntaxError)) throw err;
+        fs.renameSync(file, `${file}.unreadable`);
+        continue;
+      }
+      if (!this.index.checkpointExists(data.checkpoint.id)) {
+        this.index.commitIngest(data);
+        for (const p of data.packs) if (p.sealed) makePackReadOnly(this.layout.packFile(p.id));
+      }
+      fs.rmSync(file, { force: true });
     }
   }
 

@@ -4,6 +4,8 @@
 //     index.db              SQLite index (+ index.db-wal, index.db-shm): pages, packs,
 //                           checkpoints and their page references, pins
 //     packs/0000000001.pack append-only pack files (pack-header.ts); read-only once sealed
+//     pending/<id>.ingest   an ingest whose pages are durable but not yet in the index
+//                           (pending-ingest.ts): the next writer puts it there first
 //     tmp/                  scratch space (nothing in it is referenced; gc empties it)
 //     locks/writer.lock     flock: held exclusively by an ingest, a seal and gc
 //     locks/gc.lock         flock: held exclusively by gc, shared by verify
@@ -25,6 +27,7 @@ export class StoreLayout {
   readonly indexFile: string;
   readonly packsDir: string;
   readonly tmpDir: string;
+  readonly pendingDir: string;
   readonly locksDir: string;
   readonly writerLock: string;
   readonly gcLock: string;
@@ -34,6 +37,7 @@ export class StoreLayout {
     this.indexFile = path.join(this.root, 'index.db');
     this.packsDir = path.join(this.root, 'packs');
     this.tmpDir = path.join(this.root, 'tmp');
+    this.pendingDir = path.join(this.root, 'pending');
     this.locksDir = path.join(this.root, 'locks');
     this.writerLock = path.join(this.locksDir, 'writer.lock');
     this.gcLock = path.join(this.locksDir, 'gc.lock');

@@ -37,8 +37,10 @@ async function ingestLoop(root: string, manifests: string): Promise<void> {
       const page = kind === 0 ? Buffer.alloc(PAGE_SIZE) : kind === 1 ? pageAt(pool, (i * 7 + n) % 64) : pageAt(fresh, n % 96);
       runs.add(session.addPage(page));
     }
-    await session.commit();
+    // As the checkpoint path does: durable, manifest, then indexed (kills land between too).
+    await session.makeDurable();
     await writeManifestFile(checkpointDir(manifests, id), { storeId: store.storeId, checkpointId: id, files: [{ name: 'pages-1.img', runs: runs.build() }] });
+    await session.publish({ inSlices: i % 2 === 0 });
     process.stdout.write(`committed ${id}\n`);
     if (i % 4 === 3) {
       const kept = fs.readdirSync(manifests).sort();
