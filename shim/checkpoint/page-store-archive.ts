@@ -12,7 +12,7 @@ import { PAGE_MANIFEST_FILE, readManifestFile, writeManifestFile } from '../stor
 import { LOCATION_BYTES, ManifestPagesFile } from '../store/page-manifest';
 import { HASH_BYTES } from '../store/page-ref';
 import type { IngestSession } from '../store/ingest-session';
-import { PageHashPool, sharedPages } from '../store/page-hash-pool';
+import { PageHashPool, SharedChunks } from '../store/page-hash-pool';
 import { PageRun, PageRunsBuilder } from '../store/page-runs';
 import { PageStore } from '../store/page-store';
 import type { ArchiveContext, CheckpointArchive } from './checkpoint-archive';
@@ -29,12 +29,18 @@ const CHUNKS_AHEAD = 3;
 async function ingestPagesFile(session: IngestSession, pagemap: PagemapFile, pool: PageHashPool): Promise<PageRun[]> {
   const runs = new PageRunsBuilder();
   const hashed: Array<Promise<[Buffer, Buffer]>> = [];
+  const buffers = new SharedChunks(CHUNK_PAGES);
   const take = async (): Promise<void> => {
     const [pages, names] = await (hashed.shift() as Promise<[Buffer, Buffer]>);
-    for (const ref of session.addNamedPages(pages, names)) runs.add(ref);
+    // The buffer is reused once its new pages are written (an error surfaces at makeDurable).
+    session.addNamedPages(pages, names).then(
+      () => buffers.give(pages),
+      () => undefined,
+    );
+    runs.addNames(names);
   };
   try {
-    for await (const chunk of readPagesChunks(pagemap, CHUNK_PAGES, sharedPages)) {
+    for await (const chunk of readPagesChunks(pagemap, CHUNK_PAGES, (n) => buffers.take(n))) {
       const job = pool.hashPages(chunk).then((names): [Buffer, Buffer] => [chunk, names]);
       job.catch(() => undefined); // awaited in take(); this only marks it handled meanwhile
       hashed.push(job);

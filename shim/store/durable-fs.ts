@@ -38,6 +38,17 @@ export function writeFully(fd: number, buf: Buffer, position: number): void {
   }
 }
 
+const writeAsync = promisify(fs.write);
+
+/** writeFully on the thread pool. */
+export async function writeFullyAsync(fd: number, buf: Buffer, position: number): Promise<void> {
+  let done = 0;
+  while (done < buf.length) {
+    const { bytesWritten } = await writeAsync(fd, buf, done, buf.length - done, position + done);
+    done += bytesWritten;
+  }
+}
+
 /** Read up to length bytes at position; fewer only at end of file. */
 export function readFully(fd: number, buf: Buffer, length: number, position: number): number {
   let done = 0;

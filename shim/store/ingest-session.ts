@@ -58,9 +58,7 @@ export class IngestSession {
   private current: SessionPack | undefined;
   private nextPackId: number;
   private readonly pending: NewPage[] = [];
-  /** Distinct non-zero pages of this checkpoint (hashKey). */
-  private readonly distinct = new Set<string>();
-  /** Where each distinct page is: pack id * 2^32 + page number in the pack. */
+  /** Each distinct non-zero page of this checkpoint (hashKey): pack id * 2^32 + page number in the pack. */
   private readonly locations = new Map<string, number>();
   /** Ids of the distinct pages the store already had. */
   private readonly existing: number[] = [];
@@ -114,9 +112,15 @@ export class IngestSession {
     if (!Buffer.isBuffer(page) || page.length !== PAGE_SIZE) {
       throw new StoreArgumentError(`a page must be a Buffer of ${PAGE_SIZE} bytes (got ${Buffer.isBuffer(page) ? page.length : typeof page})`);
     }
-    if (isZeroPage(page)) return this.addNamed(page, ZERO_PAGE_NAME, undefined);
+    this.pages++;
+    if (isZeroPage(page)) {
+      this.zeroPages++;
+      return ZERO_PAGE_REF;
+    }
     const hash = hashPage(page);
-    return this.addNamed(page, hash, this.distinct.has(hashKey(hash)) ? undefined : this.index.pageEntries([hash])[0]);
+    const key = hashKey(hash);
+    if (!this.locations.has(key)) this.addDistinct(key, hash, page, 0, this.index.pageEntries([hash])[0]);
+    return storedPageRef(hash);
   }
 
   /** Add consecutive pages (a multiple of PAGE_SIZE bytes, e.g. a chunk of pages-N.img). */
@@ -131,31 +135,75 @@ export class IngestSession {
 
   /**
    * Add consecutive pages whose names the caller computed (PageHashPool.hashPages: HASH_BYTES
-   * per page, ZERO_PAGE_NAME for a zero page). The store looks the chunk's new names up in
-   * one index read. The names are trusted: they must be the pages' SHA-256.
+   * per page, ZERO_PAGE_NAME for a zero page); the names are the pages' refs, in order
+   * (PageRunsBuilder.addNames). The store looks the chunk's new names up in one index read.
+   * The names are trusted: they must be the pages' SHA-256. Lean on purpose (one string per
+   * page, no per-page objects): a dump has ~60k pages per 230 MiB. The returned promise
+   * settles when the new pages' bytes are written (not yet durable: makeDurable() does that);
+   * keep `pages` unchanged until then.
    */
-  addNamedPages(pages: Buffer, names: Buffer): PageRef[] {
+  addNamedPages(pages: Buffer, names: Buffer): Promise<void> {
     this.requireOpen('add pages');
     const count = pages.length / PAGE_SIZE;
     if (!Buffer.isBuffer(pages) || !Number.isInteger(count) || !Buffer.isBuffer(names) || names.length !== count * HASH_BYTES) {
       throw new StoreArgumentError(`pages must be whole ${PAGE_SIZE}-byte pages with ${HASH_BYTES} bytes of name each`);
     }
-    const hashes: Buffer[] = [];
-    const unseen: Buffer[] = [];
+    // First pass: the names this session has not seen (each once), for one index read.
+    const keys: Array<string | undefined> = new Array<string | undefined>(count);
+    const unseen: number[] = [];
     const unseenKeys = new Set<string>();
     for (let i = 0; i < count; i++) {
-      const hash = names.subarray(i * HASH_BYTES, (i + 1) * HASH_BYTES);
-      hashes.push(hash);
-      if (hash.equals(ZERO_PAGE_NAME)) continue;
-      const key = hashKey(hash);
-      if (!this.distinct.has(key) && !unseenKeys.has(key)) {
+      const at = i * HASH_BYTES;
+      if (names.compare(ZERO_PAGE_NAME, 0, HASH_BYTES, at, at + HASH_BYTES) === 0) continue;
+      const key = names.toString('latin1', at, at + HASH_BYTES);
+      keys[i] = key;
+      if (!this.locations.has(key) && !unseenKeys.has(key)) {
         unseenKeys.add(key);
-        unseen.push(hash);
+        unseen.push(i);
       }
     }
-    const entries = new Map<string, PageEntry | undefined>();
-    this.index.pageEntries(unseen).forEach((entry, i) => entries.set(hashKey(unseen[i]), entry));
-    return hashes.map((hash, i) => this.addNamed(pages.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE), hash, entries.get(hashKey(hash))));
+    const entries = this.index.pageEntries(unseen.map((i) => names.subarray(i * HASH_BYTES, (i + 1) * HASH_BYTES)));
+    const entryOf = new Map<string, PageEntry | undefined>();
+    unseen.forEach((i, k) => entryOf.set(keys[i] as string, entries[k]));
+    // Second pass, in order: new pages go to the pack as they come, runs of them written
+    // straight from `pages` (no copy) on the thread pool.
+    this.pages += count;
+    const writes: Array<Promise<void>> = [];
+    let run: { readonly writer: PackWriter; readonly first: number; count: number } | undefined;
+    const writeRun = (): void => {
+      if (run === undefined) return;
+      writes.push(run.writer.appendPagesDirect(pages, run.first * PAGE_SIZE, run.count).written);
+      run = undefined;
+    };
+    for (let i = 0; i < count; i++) {
+      const key = keys[i];
+      if (key === undefined) {
+        this.zeroPages++;
+        continue;
+      }
+      if (this.locations.has(key)) continue;
+      const hash = names.subarray(i * HASH_BYTES, (i + 1) * HASH_BYTES);
+      const stored = entryOf.get(key);
+      if (stored !== undefined) {
+        this.existing.push(stored.id);
+        this.locations.set(key, stored.packId * 2 ** 32 + stored.offset / PAGE_SIZE);
+        continue;
+      }
+      const extends_ = run !== undefined && run.first + run.count === i && run.writer.length + (run.count + 1) * PAGE_SIZE <= this.settings.packSizeLimit;
+      if (!extends_) {
+        writeRun();
+        const pack = this.packWithRoom();
+        run = { writer: pack.writer as PackWriter, first: i, count: 0 };
+      }
+      const current = run as { readonly writer: PackWriter; readonly first: number; count: number };
+      const offset = current.writer.length + current.count * PAGE_SIZE;
+      current.count++;
+      const packId = (this.current as SessionPack).id;
+      this.pending.push({ hash, packId, offset });
+      this.locations.set(key, packId * 2 ** 32 + offset / PAGE_SIZE);
+    }
+    writeRun();
+    return Promise.all(writes).then(() => undefined);
   }
 
   /**
@@ -167,31 +215,20 @@ export class IngestSession {
     return at === undefined ? undefined : { packId: Math.floor(at / 2 ** 32), pageNumber: at % 2 ** 32 };
   }
 
-  /** One page with its name; stored: its index entry if the store has it (looked up only when unseen). */
-  private addNamed(page: Buffer, hash: Buffer, stored: PageEntry | undefined): PageRef {
-    this.pages++;
-    if (hash === ZERO_PAGE_NAME || hash.equals(ZERO_PAGE_NAME)) {
-      this.zeroPages++;
-      return ZERO_PAGE_REF;
+  /** A page the session has not seen: reference the store's copy, or append it to the pack. */
+  private addDistinct(key: string, hash: Buffer, source: Buffer, sourceOffset: number, stored: PageEntry | undefined): void {
+    let packId: number;
+    let offset: number;
+    if (stored !== undefined) {
+      this.existing.push(stored.id);
+      ({ packId, offset } = stored);
+    } else {
+      const pack = this.packWithRoom();
+      packId = pack.id;
+      offset = (pack.writer as PackWriter).append(source, sourceOffset);
+      this.pending.push({ hash, packId, offset });
     }
-    const key = hashKey(hash);
-    if (!this.distinct.has(key)) {
-      this.distinct.add(key);
-      let packId: number;
-      let offset: number;
-      if (stored !== undefined) {
-        this.existing.push(stored.id);
-        ({ packId, offset } = stored);
-      } else {
-        const pack = this.packWithRoom();
-        const writer = pack.writer as PackWriter;
-        packId = pack.id;
-        offset = writer.append(page);
-        this.pending.push({ hash, packId, offset });
-      }
-      this.locations.set(key, packId * 2 ** 32 + offset / PAGE_SIZE);
-    }
-    return storedPageRef(hash);
+    this.locations.set(key, packId * 2 ** 32 + offset / PAGE_SIZE);
   }
 
   /** Make the pages durable, then index the checkpoint. The checkpoint exists once this resolves. */
@@ -223,7 +260,7 @@ export class IngestSession {
         createdAtMs: Date.now(),
         pageCount: this.pages,
         zeroPages: this.zeroPages,
-        uniquePages: this.distinct.size,
+        uniquePages: this.locations.size,
         newPages: this.pending.length,
       };
       const packRows: PackRow[] = this.packs.map((p) => ({

@@ -3,7 +3,7 @@
 // committed length are garbage a crash may leave behind; reopening cuts them off.
 import * as fs from 'node:fs';
 import { PAGE_SIZE } from '../criu/page-size';
-import { syncFd, writeFully } from './durable-fs';
+import { syncFd, writeFully, writeFullyAsync } from './durable-fs';
 import { PackHeader, encodePackHeader } from './pack-header';
 import { checkHeader } from './pack-reader';
 import { PackCorruptError } from './store-error';
@@ -23,6 +23,8 @@ export class PackWriter {
   private flushedLength: number;
   private unsyncedBytes = 0;
   private readonly earlySyncs: Array<Promise<void>> = [];
+  /** appendPagesDirect() writes not yet known to be done. */
+  private readonly inFlight: Array<Promise<void>> = [];
   /** The first error of a background fdatasync (Linux reports a writeback error only once per fd). */
   private earlySyncError: Error | undefined;
 
@@ -79,18 +81,39 @@ export class PackWriter {
     return this.flushedLength + this.buffered;
   }
 
-  /** Append one page; returns its offset in the file. */
-  append(page: Buffer): number {
+  /**
+   * Append `count` pages of `source` from byte `start` without copying them: the write runs
+   * on the thread pool (sync() waits for it). `source` must stay unchanged until `written`
+   * settles; a write error surfaces there and again at sync(). Returns the first page's offset.
+   */
+  appendPagesDirect(source: Buffer, start: number, count: number): { offset: number; written: Promise<void> } {
+    this.flush();
+    const fd = this.openFd();
+    const offset = this.flushedLength;
+    const bytes = count * PAGE_SIZE;
+    this.flushedLength += bytes;
+    const written = writeFullyAsync(fd, source.subarray(start, start + bytes), offset).catch((err: Error) => {
+      this.earlySyncError ??= err;
+      throw err;
+    });
+    written.catch(() => undefined); // surfaced at sync(); the caller may not wait for it
+    this.inFlight.push(written);
+    this.countWritten(bytes);
+    return { offset, written };
+  }
+
+  /** Append one page (PAGE_SIZE bytes of `source` from `sourceOffset`); returns its offset in the file. */
+  append(source: Buffer, sourceOffset = 0): number {
     const offset = this.length;
-    this.appendRaw(page);
+    this.appendRaw(source, sourceOffset, sourceOffset + PAGE_SIZE);
     return offset;
   }
 
-  private appendRaw(bytes: Buffer): void {
-    let done = 0;
-    while (done < bytes.length) {
+  private appendRaw(bytes: Buffer, start = 0, end = bytes.length): void {
+    let done = start;
+    while (done < end) {
       if (this.buffered === this.buffer.length) this.flush();
-      const n = bytes.copy(this.buffer, this.buffered, done);
+      const n = bytes.copy(this.buffer, this.buffered, done, end);
       this.buffered += n;
       done += n;
     }
@@ -101,8 +124,15 @@ export class PackWriter {
     const fd = this.openFd();
     writeFully(fd, this.buffer.subarray(0, this.buffered), this.flushedLength);
     this.flushedLength += this.buffered;
-    this.unsyncedBytes += this.buffered;
+    const written = this.buffered;
     this.buffered = 0;
+    this.countWritten(written);
+  }
+
+  /** Bytes handed to the kernel: start a background fdatasync every EARLY_SYNC_BYTES. */
+  private countWritten(bytes: number): void {
+    const fd = this.openFd();
+    this.unsyncedBytes += bytes;
     if (this.unsyncedBytes >= EARLY_SYNC_BYTES) {
       this.unsyncedBytes = 0;
       this.earlySyncs.push(
@@ -125,6 +155,7 @@ export class PackWriter {
   }
 
   private async settleEarlySyncs(): Promise<void> {
+    await Promise.allSettled(this.inFlight.splice(0));
     await Promise.all(this.earlySyncs.splice(0));
     if (this.earlySyncError !== undefined) throw this.earlySyncError;
   }
@@ -142,10 +173,10 @@ export class PackWriter {
    */
   close(): void {
     if (this.fd === undefined) return;
-    if (this.earlySyncs.length > 0) {
+    if (this.earlySyncs.length > 0 || this.inFlight.length > 0) {
       const fd = this.fd;
       this.fd = undefined;
-      void Promise.all(this.earlySyncs.splice(0)).then(() => {
+      void Promise.allSettled([...this.earlySyncs.splice(0), ...this.inFlight.splice(0)]).then(() => {
         try {
           fs.closeSync(fd);
         } catch {

@@ -5,31 +5,20 @@
 //
 // gc may move a page to another pack between the index lookup and the read (compaction);
 // a failed read therefore looks the page up once more before giving up.
-import * as fs from 'node:fs';
-import { promisify } from 'node:util';
 import { PAGE_SIZE } from '../criu/page-size';
+import { writeFullyAsync } from './durable-fs';
 import { PackReader } from './pack-reader';
 import { PageIndex, PageLocation } from './page-index';
 import { hashPage } from './page-hash';
-import { PageHashPool, sharedPages } from './page-hash-pool';
+import { PageHashPool, SharedChunks } from './page-hash-pool';
 import { LOCATION_BYTES } from './page-manifest';
 import { HASH_BYTES, PageRef, hashHex, hashKey } from './page-ref';
 import { PackCorruptError, PageCorruptError, PageErrorContext, PageMissingError } from './store-error';
-
-const writeAsync = promisify(fs.write);
 
 /** Pages per chunk of writePages(): 8 MiB. */
 const WRITE_CHUNK_PAGES = 2048;
 /** Chunks being verified or written while the next one is read. */
 const WRITE_CHUNKS_AHEAD = 3;
-
-async function writeAllAt(fd: number, buf: Buffer, position: number): Promise<void> {
-  let done = 0;
-  while (done < buf.length) {
-    const { bytesWritten } = await writeAsync(fd, buf, done, buf.length - done, position + done);
-    done += bytesWritten;
-  }
-}
 
 /** Largest single read of a run of pages that lie back to back in a pack. */
 const MAX_READ_BYTES = 1024 * 1024;
@@ -121,15 +110,17 @@ export class PageReader {
     locations?: Buffer,
   ): Promise<void> {
     const inFlight: Array<Promise<void>> = [];
+    const buffers = new SharedChunks(WRITE_CHUNK_PAGES);
     let storedBefore = 0;
     try {
       for (let first = 0; first < refs.length; first += WRITE_CHUNK_PAGES) {
         const slots = refs.slice(first, first + WRITE_CHUNK_PAGES);
-        const chunk = sharedPages(slots.length);
+        const chunk = buffers.take(slots.length);
         storedBefore += this.readChunk(slots, chunk, ctx, locations, storedBefore);
         const done = pool.hashPages(chunk).then(async (names) => {
           this.repairChunk(slots, chunk, names, ctx);
-          await writeAllAt(fd, chunk, first * PAGE_SIZE);
+          await writeFullyAsync(fd, chunk, first * PAGE_SIZE);
+          buffers.give(chunk);
         });
         done.catch(() => undefined); // awaited below; this only marks it handled meanwhile
         inFlight.push(done);
@@ -149,6 +140,7 @@ export class PageReader {
     const stored: Array<{ slot: number; hash: Buffer }> = [];
     slots.forEach((ref, slot) => {
       if (ref.kind === 'stored') stored.push({ slot, hash: ref.hash });
+      else chunk.fill(0, slot * PAGE_SIZE, (slot + 1) * PAGE_SIZE); // a reused buffer
     });
     const locations: Array<PageLocation | undefined> =
       hints === undefined

@@ -72,6 +72,37 @@ export class PageRunsBuilder {
     this.stored++;
   }
 
+  /**
+   * Pages by their names, back to back (HASH_BYTES each; all-zero bytes name a zero page, as
+   * PageHashPool.hashPages gives them).
+   */
+  addNames(names: Buffer): void {
+    for (let at = 0; at < names.length; at += HASH_BYTES) {
+      let zero = true;
+      for (let k = at; k < at + HASH_BYTES; k++) {
+        if (names[k] !== 0) {
+          zero = false;
+          break;
+        }
+      }
+      this.total++;
+      if (zero) {
+        this.closeStored();
+        this.zeros++;
+        continue;
+      }
+      this.closeZeros();
+      if (this.chunk === undefined || this.inChunk === CHUNK_HASHES) {
+        if (this.chunk !== undefined) this.chunks.push(this.chunk);
+        this.chunk = Buffer.allocUnsafe(CHUNK_HASHES * HASH_BYTES);
+        this.inChunk = 0;
+      }
+      names.copy(this.chunk, this.inChunk * HASH_BYTES, at, at + HASH_BYTES);
+      this.inChunk++;
+      this.stored++;
+    }
+  }
+
   addAll(refs: Iterable<PageRef>): void {
     for (const r of refs) this.add(r);
   }

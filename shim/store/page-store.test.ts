@@ -410,12 +410,38 @@ describe('PageStore', () => {
       const shared = sharedPages(pages.length / PAGE_SIZE);
       pages.copy(shared);
       const session = await store.beginIngest({ checkpointId: 'named', containerId: 'c', namespace: 'n' });
-      const refs = session.addNamedPages(shared, await pool.hashPages(shared));
+      const names = await pool.hashPages(shared);
+      await session.addNamedPages(shared, names);
+      const runs = new PageRunsBuilder();
+      runs.addNames(names);
+      const refs = [...pageRefsOf(runs.build())];
       expect(session.newPageCount).toBe(9);
       const record = await session.commit();
       expect(record).toMatchObject({ pageCount: 13, zeroPages: 2, uniquePages: 10, newPages: 9 });
       expect(refs).toEqual(pagesRefs(pages));
       expect(store.readPages(refs, { checkpointId: 'named' }).equals(pages)).toBe(true);
+      expect((await store.verify()).ok).toBe(true);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('writes pool-named pages straight from the chunk across pack rollovers, in order', async () => {
+    const store = open({ packSizeLimit: PACK_HEADER_SIZE + 7 * PAGE_SIZE });
+    const pool = new PageHashPool(2);
+    try {
+      const pages = Buffer.concat([randomPages(9), pageAt(randomPages(1), 0), Buffer.alloc(PAGE_SIZE), randomPages(12)]);
+      pageAt(pages, 3).copy(pages, 15 * PAGE_SIZE); // a repeat inside a run of new pages
+      const shared = sharedPages(pages.length / PAGE_SIZE);
+      pages.copy(shared);
+      const session = await store.beginIngest({ checkpointId: 'direct', containerId: 'c', namespace: 'n' });
+      const names = await pool.hashPages(shared);
+      await session.addNamedPages(shared, names);
+      await session.commit();
+      const runs = new PageRunsBuilder();
+      runs.addNames(names);
+      expect(store.readPages([...pageRefsOf(runs.build())], { checkpointId: 'direct' }).equals(pages)).toBe(true);
+      expect(packFiles().length).toBe(3); // 21 distinct pages, 7 per pack
       expect((await store.verify()).ok).toBe(true);
     } finally {
       await pool.close();

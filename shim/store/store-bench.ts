@@ -80,7 +80,9 @@ async function main(): Promise<void> {
     const [, poolAddMs] = await timeAsync(async () => {
       for (let first = 0; first < count; first += 2048) {
         const chunk = shared.subarray(first * PAGE_SIZE, Math.min(count, first + 2048) * PAGE_SIZE);
-        runs.addAll(chunked.addNamedPages(chunk, await pool.hashPages(chunk)));
+        const names = await pool.hashPages(chunk);
+        await chunked.addNamedPages(chunk, names);
+        runs.addNames(names);
       }
     });
     const [, poolCommitMs] = await timeAsync(() => chunked.commit());
