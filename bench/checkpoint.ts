@@ -39,6 +39,7 @@ import { run, runOk } from '../integration/harness/process';
 import { sleep, WaitAbortedError, waitFor } from '../integration/harness/wait';
 import { shimServerFiles } from '../shim/bootstrap/shim-socket';
 import { scratchRoot } from '../shim/checkpoint/scratch-dir';
+import { PAGE_MANIFEST_FILE } from '../shim/store/manifest-file';
 import { PageStore, type StoreStats } from '../shim/store/page-store';
 import type { CheckpointRecord } from '../shim/store/page-index';
 import {
@@ -364,6 +365,8 @@ class PhaseWatcher {
     if (ctd.length > 0) {
       this.mark('ctd', now);
       if (ctd.some((e) => fs.existsSync(path.join(this.ctdDir, e, 'inventory.img')))) this.mark('ctdInventory', now);
+      // pageshare writes its manifest last, just before the Checkpoint call returns.
+      if (ctd.some((e) => fs.existsSync(path.join(this.ctdDir, e, PAGE_MANIFEST_FILE)))) this.mark('ctdManifest', now);
     }
     const scratch = listDir(this.scratchDir).filter((e) => !this.scratchBefore.has(e) && (e.startsWith('dump-') || e.startsWith('restore-')));
     if (scratch.length > 0) {
@@ -405,7 +408,7 @@ interface CheckpointPhases {
   beforeDump: number | null;
   /** Until CRIU's inventory.img is written: runc checkpoint / CRIU dump. */
   dump: number | null;
-  /** pageshare: until the shim's scratch dir is gone (page ingest, manifest, copy of the other images). */
+  /** pageshare: until its manifest appears in containerd's dir (page ingest, pages durable, the other images copied). */
   ingest: number | null;
   /** Until containerd's dir is gone: runc's finish, the shim's answer, containerd's tar into the content store. */
   containerdTar: number | null;
@@ -417,12 +420,12 @@ function checkpointPhases(key: RuntimeKey, t: PhaseTimes, totalMs: number): Chec
   const ctdFirst = t['ctd']?.first;
   const ctdGone = t['ctd']?.last;
   const inventory = key === 'stock' ? t['ctdInventory']?.first : t['scratchInventory']?.first;
-  const scratchGone = key === 'pageshare' ? t['scratch']?.last : undefined;
+  const manifest = key === 'pageshare' ? t['ctdManifest']?.first : undefined;
   return {
     beforeDump: span(0, ctdFirst),
     dump: span(ctdFirst, inventory),
-    ingest: key === 'pageshare' ? span(inventory, scratchGone) : null,
-    containerdTar: span(key === 'pageshare' ? scratchGone : inventory, ctdGone),
+    ingest: key === 'pageshare' ? span(inventory, manifest) : null,
+    containerdTar: span(key === 'pageshare' ? manifest : inventory, ctdGone),
     after: span(ctdGone, totalMs),
   };
 }
@@ -441,17 +444,17 @@ interface RestorePhases {
 
 function restorePhases(key: RuntimeKey, t: PhaseTimes, totalMs: number): RestorePhases {
   const ctdFirst = t['ctd']?.first;
+  const runc = t['runcState']?.first;
   if (key === 'pageshare') {
+    // The pages file appears when its rebuild starts; runc's state dir once it is done.
     const imagesFirst = t['scratchImages']?.first;
-    const pagesFirst = t['scratchPages']?.first;
     return {
       beforeCreate: span(0, ctdFirst),
       extractAndCreate: span(ctdFirst, imagesFirst),
-      pageRebuild: span(imagesFirst, pagesFirst),
-      runcRestore: span(pagesFirst, totalMs),
+      pageRebuild: span(imagesFirst, runc),
+      runcRestore: span(runc, totalMs),
     };
   }
-  const runc = t['runcState']?.first;
   return { beforeCreate: span(0, ctdFirst), extractAndCreate: span(ctdFirst, runc), pageRebuild: null, runcRestore: span(runc, totalMs) };
 }
 
@@ -679,7 +682,19 @@ function emptyStore(root: string): void {
   for (const name of listDir(root)) fs.rmSync(path.join(root, name), { recursive: true, force: true });
 }
 
+/**
+ * Wait until the store is settled: the shim indexes a checkpoint and removes its scratch dir
+ * just after the Checkpoint call returns, so bytes measured at once would count CRIU's images
+ * and miss the index rows.
+ */
+async function settleStore(root: string): Promise<void> {
+  const busy = (): boolean =>
+    listDir(scratchRoot(root)).some((e) => e.startsWith('dump-')) || listDir(path.join(root, 'pending')).some((e) => e.endsWith('.ingest'));
+  await waitFor(() => !busy(), { timeoutMs: 30_000, intervalMs: 20 });
+}
+
 async function storeSnapshot(root: string): Promise<StoreSnapshot> {
+  await settleStore(root);
   const store = PageStore.open(root);
   try {
     return { du: await du(root), stats: store.stats(), checkpoints: store.listCheckpoints() };
@@ -838,6 +853,7 @@ async function runBenchmark(): Promise<BenchReport> {
         const img = await lab.inspect(ref);
         images[def.key].push(img);
         const tarsSoFar = images[def.key].reduce((sum, x) => addBytes(sum, x.criuTar.onDisk), { apparent: 0, real: 0 });
+        if (def.key === 'pageshare') await settleStore(storeRoot);
         const storeDu = def.key === 'pageshare' ? await du(storeRoot) : undefined;
         steps[def.key].push({
           index: i,
@@ -1126,7 +1142,8 @@ const FOOTNOTES: readonly string[] = [
   '  Each round: a fresh container, one checkpoint, one restore of it into a new container (the original keeps running).',
   '  Phases are seen from outside by polling (every 5 ms) containerd\'s temp dir, the pageshare shim\'s scratch dir and',
   '  runc\'s state dir: "dump" ends when CRIU writes inventory.img, "runc restore" begins when runc makes its state dir',
-  '  (pageshare: when the rebuilt pages-*.img appears). "first heartbeat": the restored app wrote its 20 ms heartbeat file.',
+  '  (both runtimes); pageshare\'s ingest ends when its manifest appears in containerd\'s dir. "first heartbeat": the',
+  '  restored app wrote its 20 ms heartbeat file.',
   'Sizes: the criu tar blob in containerd\'s content store (st_size and st_blocks*512); pageshare adds its whole page store',
   '  ($PAGESHARE_ROOT: packs, SQLite index; du --apparent-size / du), emptied before each round\'s checkpoint.',
   `Series: ${SERIES} checkpoints of one running container, 1 s apart, each kept under its own image name; the ratio divides`,

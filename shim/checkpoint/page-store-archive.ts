@@ -9,8 +9,7 @@ import { PagemapFile, listPagemaps, readPagesChunks } from '../criu/checkpoint-i
 import { presentPageCount } from '../criu/pagemap';
 import { log } from '../log/logger';
 import { PAGE_MANIFEST_FILE, readManifestFile, writeManifestFile } from '../store/manifest-file';
-import { LOCATION_BYTES, ManifestPagesFile } from '../store/page-manifest';
-import { HASH_BYTES } from '../store/page-ref';
+import type { ManifestPagesFile } from '../store/page-manifest';
 import type { IngestSession } from '../store/ingest-session';
 import { PageHashPool, SharedChunks } from '../store/page-hash-pool';
 import { PageRun, PageRunsBuilder } from '../store/page-runs';
@@ -53,23 +52,6 @@ async function ingestPagesFile(session: IngestSession, pagemap: PagemapFile, poo
   return runs.build();
 }
 
-/** The manifest's location hints for a file's stored pages (see page-manifest.ts). */
-function locationsOf(session: IngestSession, runs: readonly PageRun[]): Buffer {
-  const out = Buffer.alloc(runs.reduce((n, r) => n + (r.kind === 'stored' ? r.count : 0), 0) * LOCATION_BYTES);
-  let at = 0;
-  for (const run of runs) {
-    if (run.kind !== 'stored') continue;
-    for (let i = 0; i < run.count; i++) {
-      const place = session.locationOf(run.hashes.subarray(i * HASH_BYTES, (i + 1) * HASH_BYTES));
-      if (place === undefined) throw new Error('a stored page of this ingest has no location (a bug)');
-      out.writeUInt32LE(place.packId, at);
-      out.writeUInt32LE(place.pageNumber, at + 4);
-      at += LOCATION_BYTES;
-    }
-  }
-  return out;
-}
-
 export class PageStoreArchive implements CheckpointArchive {
   /** `root` is read at each use: PAGESHARE_ROOT may differ between callers in tests. */
   constructor(
@@ -95,10 +77,10 @@ export class PageStoreArchive implements CheckpointArchive {
       try {
         files = [];
         for (const pagemap of pagemaps) {
-          files.push({ name: path.basename(pagemap.pagesPath), runs: await ingestPagesFile(session, pagemap, this.hashPool) });
+          const runs = await ingestPagesFile(session, pagemap, this.hashPool);
+          files.push({ name: path.basename(pagemap.pagesPath), runs, locations: session.takeLocations() });
         }
         await session.makeDurable();
-        files = files.map((f) => ({ ...f, locations: locationsOf(session, f.runs) }));
         // The pages are durable in the store (and its pending record); only now may a manifest name them.
         fs.mkdirSync(checkpointDir, { recursive: true });
         for (const name of fs.readdirSync(imageDir)) {
@@ -114,8 +96,9 @@ export class PageStoreArchive implements CheckpointArchive {
       // containerd's pause does not wait for it; a restore of this checkpoint waits for it
       // (awaitIndexed), and if this process dies first the next writer does it.
       publishing = true;
-      void session
-        .publish({ inSlices: true })
+      // After this call's answer has gone out.
+      void new Promise<void>((resolve) => setImmediate(resolve))
+        .then(() => session.publish({ inSlices: true }))
         .then(() => log.info(`checkpoint ${session.checkpointId} of ${context.containerId}: ${session.pageCount} pages, ${session.newPageCount} new in the store, durable in ${durableMs} ms, indexed in ${Date.now() - started} ms`))
         .catch((err: unknown) => log.warn(`checkpoint ${session.checkpointId}: indexing failed, left to the store's next writer: ${(err as Error).message}`))
         .finally(() => store.close());

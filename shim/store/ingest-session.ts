@@ -17,6 +17,7 @@ import { FileLock } from './file-lock';
 import { PACK_HEADER_SIZE } from './pack-header';
 import { PackWriter, makePackReadOnly } from './pack-writer';
 import { CheckpointRecord, IngestCommit, NewPage, PackRow, PageEntry, PageIndex } from './page-index';
+import { LOCATION_BYTES } from './page-manifest';
 import { writePendingIngest } from './pending-ingest';
 import { hashPage, isZeroPage } from './page-hash';
 import { ZERO_PAGE_NAME } from './page-hash-pool';
@@ -60,6 +61,8 @@ export class IngestSession {
   private readonly pending: NewPage[] = [];
   /** Each distinct non-zero page of this checkpoint (hashKey): pack id * 2^32 + page number in the pack. */
   private readonly locations = new Map<string, number>();
+  /** The location of every stored page added, in order, since takeLocations(). */
+  private arrival: number[] = [];
   /** Ids of the distinct pages the store already had. */
   private readonly existing: number[] = [];
   private pages = 0;
@@ -120,6 +123,7 @@ export class IngestSession {
     const hash = hashPage(page);
     const key = hashKey(hash);
     if (!this.locations.has(key)) this.addDistinct(key, hash, page, 0, this.index.pageEntries([hash])[0]);
+    this.arrival.push(this.locations.get(key) as number);
     return storedPageRef(hash);
   }
 
@@ -181,12 +185,18 @@ export class IngestSession {
         this.zeroPages++;
         continue;
       }
-      if (this.locations.has(key)) continue;
+      const seen = this.locations.get(key);
+      if (seen !== undefined) {
+        this.arrival.push(seen);
+        continue;
+      }
       const hash = names.subarray(i * HASH_BYTES, (i + 1) * HASH_BYTES);
       const stored = entryOf.get(key);
       if (stored !== undefined) {
+        const location = stored.packId * 2 ** 32 + stored.offset / PAGE_SIZE;
         this.existing.push(stored.id);
-        this.locations.set(key, stored.packId * 2 ** 32 + stored.offset / PAGE_SIZE);
+        this.locations.set(key, location);
+        this.arrival.push(location);
         continue;
       }
       const extends_ = run !== undefined && run.first + run.count === i && run.writer.length + (run.count + 1) * PAGE_SIZE <= this.settings.packSizeLimit;
@@ -199,8 +209,10 @@ export class IngestSession {
       const offset = current.writer.length + current.count * PAGE_SIZE;
       current.count++;
       const packId = (this.current as SessionPack).id;
+      const location = packId * 2 ** 32 + offset / PAGE_SIZE;
       this.pending.push({ hash, packId, offset });
-      this.locations.set(key, packId * 2 ** 32 + offset / PAGE_SIZE);
+      this.locations.set(key, location);
+      this.arrival.push(location);
     }
     writeRun();
     return Promise.all(writes).then(() => undefined);
@@ -213,6 +225,20 @@ export class IngestSession {
   locationOf(hash: Buffer): { packId: number; pageNumber: number } | undefined {
     const at = this.locations.get(hashKey(hash));
     return at === undefined ? undefined : { packId: Math.floor(at / 2 ** 32), pageNumber: at % 2 ** 32 };
+  }
+
+  /**
+   * The locations of the stored (non-zero) pages added since the last call, in order, as a
+   * manifest holds them (LOCATION_BYTES each: pack id u32, page number u32).
+   */
+  takeLocations(): Buffer {
+    const out = Buffer.alloc(this.arrival.length * LOCATION_BYTES);
+    this.arrival.forEach((at, k) => {
+      out.writeUInt32LE(Math.floor(at / 2 ** 32), k * LOCATION_BYTES);
+      out.writeUInt32LE(at % 2 ** 32, k * LOCATION_BYTES + 4);
+    });
+    this.arrival = [];
+    return out;
   }
 
   /** A page the session has not seen: reference the store's copy, or append it to the pack. */

@@ -19,8 +19,8 @@ import { IndexUnsupportedError } from './store-error';
 
 const SCHEMA_VERSION = 1;
 const BUSY_TIMEOUT_MS = 30_000;
-/** Rows commitIngestInSlices() writes between two yields to the event loop. */
-const COMMIT_SLICE_ROWS = 4096;
+/** Rows commitIngestInSlices() writes between two yields to the event loop (a few ms). */
+const COMMIT_SLICE_ROWS = 1024;
 
 const SCHEMA = `
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
@@ -406,26 +406,26 @@ export class PageIndex {
 
   /** Make an ingest visible: its packs, new pages, checkpoint and references, atomically. */
   commitIngest(c: IngestCommit): void {
-    const steps = this.ingestSteps(c);
     this.db
       .transaction(() => {
-        for (const step of steps) step();
+        for (const _ of this.ingestRows(c)) {
+          /* every row written */
+        }
       })
       .immediate();
   }
 
   /**
-   * commitIngest() in one transaction that yields to the event loop every few thousand rows,
+   * commitIngest() in one transaction that yields to the event loop every few hundred rows,
    * so that a server goes on answering calls meanwhile. Nothing else may use this
    * connection until it resolves (the transaction is open across the yields).
    */
   async commitIngestInSlices(c: IngestCommit): Promise<void> {
-    const steps = this.ingestSteps(c);
     this.db.exec('BEGIN IMMEDIATE');
     try {
-      for (let i = 0; i < steps.length; i++) {
-        steps[i]();
-        if (i % COMMIT_SLICE_ROWS === COMMIT_SLICE_ROWS - 1) await new Promise<void>((resolve) => setImmediate(resolve));
+      let rows = 0;
+      for (const _ of this.ingestRows(c)) {
+        if (++rows % COMMIT_SLICE_ROWS === 0) await new Promise<void>((resolve) => setImmediate(resolve));
       }
       this.db.exec('COMMIT');
     } catch (err) {
@@ -434,8 +434,8 @@ export class PageIndex {
     }
   }
 
-  /** The statements of an ingest's commit, one row each, in order. */
-  private ingestSteps(c: IngestCommit): Array<() => void> {
+  /** Writes an ingest's rows one at a time (the caller holds the transaction), yielding after each. */
+  private *ingestRows(c: IngestCommit): Generator<void> {
     const upsertPack = this.db.prepare<[number, number, number, number]>(
       `INSERT INTO packs (id, length, sealed, created_at) VALUES (?, ?, ?, ?)
        ON CONFLICT (id) DO UPDATE SET length = excluded.length, sealed = excluded.sealed`,
@@ -445,21 +445,24 @@ export class PageIndex {
       `INSERT INTO checkpoints (${CHECKPOINT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     const insertRef = this.db.prepare<[bigint | number, number]>('INSERT INTO refs (checkpoint, page) VALUES (?, ?)');
+    for (const p of c.packs) {
+      upsertPack.run(p.id, p.length, p.sealed ? 1 : 0, p.createdAtMs);
+      yield;
+    }
     const pageIds = [...c.existingPageIds];
-    let seq: number | bigint = 0;
-    const steps: Array<() => void> = [];
-    for (const p of c.packs) steps.push(() => upsertPack.run(p.id, p.length, p.sealed ? 1 : 0, p.createdAtMs));
-    for (const p of c.pages) steps.push(() => pageIds.push(Number(insertPage.run(p.hash, p.packId, p.offset).lastInsertRowid)));
-    steps.push(() => {
-      const k = c.checkpoint;
-      seq = insertCheckpoint.run(k.id, k.containerId, k.namespace, k.createdAtMs, k.pageCount, k.zeroPages, k.uniquePages, k.newPages).lastInsertRowid;
-      // In id order: appends to the refs B-tree instead of random inserts.
-      pageIds.sort((a, b) => a - b);
-    });
-    const refCount = c.existingPageIds.length + c.pages.length;
-    for (let i = 0; i < refCount; i++) steps.push(() => insertRef.run(seq, pageIds[i]));
-    steps.push(() => this.bumpNextPackId(c.nextPackId));
-    return steps;
+    for (const p of c.pages) {
+      pageIds.push(Number(insertPage.run(p.hash, p.packId, p.offset).lastInsertRowid));
+      yield;
+    }
+    const k = c.checkpoint;
+    const seq = insertCheckpoint.run(k.id, k.containerId, k.namespace, k.createdAtMs, k.pageCount, k.zeroPages, k.uniquePages, k.newPages).lastInsertRowid;
+    // In id order: appends to the refs B-tree instead of random inserts.
+    pageIds.sort((a, b) => a - b);
+    for (const id of pageIds) {
+      insertRef.run(seq, id);
+      yield;
+    }
+    this.bumpNextPackId(c.nextPackId);
   }
 
   private bumpNextPackId(next: number): void {

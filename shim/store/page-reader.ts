@@ -13,6 +13,7 @@ import { hashPage } from './page-hash';
 import { PageHashPool, SharedChunks } from './page-hash-pool';
 import { LOCATION_BYTES } from './page-manifest';
 import { HASH_BYTES, PageRef, hashHex, hashKey } from './page-ref';
+import { PageRun, runsPageCount } from './page-runs';
 import { PackCorruptError, PageCorruptError, PageErrorContext, PageMissingError } from './store-error';
 
 /** Pages per chunk of writePages(): 8 MiB. */
@@ -96,29 +97,27 @@ export class PageReader {
   }
 
   /**
-   * What readPages() returns, written to the file descriptor `fd` from offset 0 instead of
-   * built in memory: chunks are read on this thread and verified on the hash pool, a few at
-   * a time, and each is written once verified. Zero pages are written as zeros. Any page that
-   * fails verification goes through readPage(), which looks it up again or names the problem.
+   * The pages file that `runs` stand for, written to the file descriptor `fd` from offset 0
+   * (what readPages() would return, without holding it in memory): chunks of 8 MiB are read
+   * on this thread, named on the hash pool and compared with the expected names in one
+   * memcmp (zero pages are zeros on both sides), a few chunks at a time, each written once
+   * verified. With `locations` (a manifest's, LOCATION_BYTES per stored page) no index is
+   * consulted; any page that fails verification goes through readPage(), which looks it up
+   * again or names the problem.
    */
-  async writePages(
-    refs: readonly PageRef[],
-    fd: number,
-    pool: PageHashPool,
-    ctx: PageErrorContext = {},
-    /** Where each stored page should be (manifest locations): no index lookups then. */
-    locations?: Buffer,
-  ): Promise<void> {
+  async writeRuns(runs: readonly PageRun[], fd: number, pool: PageHashPool, ctx: PageErrorContext = {}, locations?: Buffer): Promise<void> {
+    const total = runsPageCount(runs);
     const inFlight: Array<Promise<void>> = [];
     const buffers = new SharedChunks(WRITE_CHUNK_PAGES);
-    let storedBefore = 0;
+    const cursor = { run: 0, within: 0, stored: 0 };
     try {
-      for (let first = 0; first < refs.length; first += WRITE_CHUNK_PAGES) {
-        const slots = refs.slice(first, first + WRITE_CHUNK_PAGES);
-        const chunk = buffers.take(slots.length);
-        storedBefore += this.readChunk(slots, chunk, ctx, locations, storedBefore);
+      for (let first = 0; first < total; first += WRITE_CHUNK_PAGES) {
+        const count = Math.min(WRITE_CHUNK_PAGES, total - first);
+        const chunk = buffers.take(count);
+        const expected = Buffer.alloc(count * HASH_BYTES);
+        this.fillChunk(runs, cursor, chunk, expected, count, ctx, locations);
         const done = pool.hashPages(chunk).then(async (names) => {
-          this.repairChunk(slots, chunk, names, ctx);
+          if (!names.equals(expected)) this.repairChunk(chunk, names, expected, ctx);
           await writeFullyAsync(fd, chunk, first * PAGE_SIZE);
           buffers.give(chunk);
         });
@@ -133,53 +132,74 @@ export class PageReader {
   }
 
   /**
-   * Reads a chunk's stored pages into place (unverified): pages back to back in a pack at
-   * once. Returns how many stored pages the chunk has.
+   * The next `count` pages of `runs` (from `cursor`, which advances) into `chunk`, unverified,
+   * and their names into `expected`; zero pages are zeros in both.
    */
-  private readChunk(slots: readonly PageRef[], chunk: Buffer, ctx: PageErrorContext, hints: Buffer | undefined, storedBefore: number): number {
-    const stored: Array<{ slot: number; hash: Buffer }> = [];
-    slots.forEach((ref, slot) => {
-      if (ref.kind === 'stored') stored.push({ slot, hash: ref.hash });
-      else chunk.fill(0, slot * PAGE_SIZE, (slot + 1) * PAGE_SIZE); // a reused buffer
-    });
-    const locations: Array<PageLocation | undefined> =
-      hints === undefined
-        ? this.index.lookupPages(stored.map((s) => s.hash))
-        : stored.map((_, k) => {
-            const at = (storedBefore + k) * LOCATION_BYTES;
-            return { packId: hints.readUInt32LE(at), offset: hints.readUInt32LE(at + 4) * PAGE_SIZE };
-          });
-    let i = 0;
-    while (i < stored.length) {
-      const loc = locations[i];
-      if (loc === undefined) throw this.missing(stored[i].hash, ctx, undefined, 'no pack holds it (the index has no entry for it)');
-      // A run: consecutive slots whose pages lie back to back in one pack.
-      let j = i + 1;
-      while (j < stored.length) {
-        const next = locations[j];
-        if (next === undefined || next.packId !== loc.packId || stored[j].slot !== stored[i].slot + (j - i)) break;
-        if (next.offset !== loc.offset + (j - i) * PAGE_SIZE) break;
-        j++;
+  private fillChunk(
+    runs: readonly PageRun[],
+    cursor: { run: number; within: number; stored: number },
+    chunk: Buffer,
+    expected: Buffer,
+    count: number,
+    ctx: PageErrorContext,
+    locations: Buffer | undefined,
+  ): void {
+    let slot = 0;
+    while (slot < count) {
+      const run = runs[cursor.run];
+      const n = Math.min(run.count - cursor.within, count - slot);
+      if (run.kind === 'zero') {
+        chunk.fill(0, slot * PAGE_SIZE, (slot + n) * PAGE_SIZE);
+      } else {
+        run.hashes.copy(expected, slot * HASH_BYTES, cursor.within * HASH_BYTES, (cursor.within + n) * HASH_BYTES);
+        const places =
+          locations === undefined
+            ? this.index.lookupPages(Array.from({ length: n }, (_, k) => run.hashes.subarray((cursor.within + k) * HASH_BYTES, (cursor.within + k + 1) * HASH_BYTES)))
+            : undefined;
+        const placeOf = (k: number): PageLocation | undefined => {
+          if (places !== undefined) return places[k];
+          const at = (cursor.stored + k) * LOCATION_BYTES;
+          return { packId: (locations as Buffer).readUInt32LE(at), offset: (locations as Buffer).readUInt32LE(at + 4) * PAGE_SIZE };
+        };
+        let k = 0;
+        while (k < n) {
+          const loc = placeOf(k);
+          if (loc === undefined) {
+            const hash = run.hashes.subarray((cursor.within + k) * HASH_BYTES, (cursor.within + k + 1) * HASH_BYTES);
+            throw this.missing(hash, ctx, undefined, 'no pack holds it (the index has no entry for it)');
+          }
+          // Pages back to back in one pack are read at once.
+          let j = k + 1;
+          for (; j < n; j++) {
+            const next = placeOf(j);
+            if (next === undefined || next.packId !== loc.packId || next.offset !== loc.offset + (j - k) * PAGE_SIZE) break;
+          }
+          try {
+            // A short or failed read leaves stale bytes, which fail verification and go to readPage().
+            this.packs.read(loc.packId, loc.offset, chunk.subarray((slot + k) * PAGE_SIZE), (j - k) * PAGE_SIZE);
+          } catch (err) {
+            if (!(err instanceof PackCorruptError)) throw err;
+          }
+          k = j;
+        }
+        cursor.stored += n;
       }
-      const at = stored[i].slot * PAGE_SIZE;
-      try {
-        // A short or failed read leaves zeros, which fail verification and go to readPage().
-        this.packs.read(loc.packId, loc.offset, chunk.subarray(at), (j - i) * PAGE_SIZE);
-      } catch (err) {
-        if (!(err instanceof PackCorruptError)) throw err;
+      slot += n;
+      cursor.within += n;
+      if (cursor.within === run.count) {
+        cursor.run++;
+        cursor.within = 0;
       }
-      i = j;
     }
-    return stored.length;
   }
 
-  /** Checks every stored page of a chunk against the names the pool computed; fixes or throws. */
-  private repairChunk(slots: readonly PageRef[], chunk: Buffer, names: Buffer, ctx: PageErrorContext): void {
-    slots.forEach((ref, slot) => {
-      if (ref.kind !== 'stored') return;
-      if (names.compare(ref.hash, 0, HASH_BYTES, slot * HASH_BYTES, (slot + 1) * HASH_BYTES) === 0) return;
-      this.readPage(ref.hash, ctx).copy(chunk, slot * PAGE_SIZE);
-    });
+  /** Replaces every page of a chunk whose name is not the expected one (readPage fixes or throws). */
+  private repairChunk(chunk: Buffer, names: Buffer, expected: Buffer, ctx: PageErrorContext): void {
+    for (let slot = 0; slot < chunk.length / PAGE_SIZE; slot++) {
+      const at = slot * HASH_BYTES;
+      if (names.compare(expected, at, at + HASH_BYTES, at, at + HASH_BYTES) === 0) continue;
+      this.readPage(expected.subarray(at, at + HASH_BYTES), ctx).copy(chunk, slot * PAGE_SIZE);
+    }
   }
 
   private readRun(run: ReadonlyArray<Wanted & { location: PageLocation }>, out: Buffer, ctx: PageErrorContext): void {

@@ -488,6 +488,7 @@ describe('PageStore', () => {
       await session.commit();
       const runs = runsOf(refs);
       const storedRefs = stored(refs);
+      const taken = session.takeLocations();
       const locations = Buffer.alloc(storedRefs.length * LOCATION_BYTES);
       storedRefs.forEach((ref, k) => {
         const place = session.locationOf(ref.hash)!;
@@ -495,6 +496,8 @@ describe('PageStore', () => {
         locations.writeUInt32LE(place.packId, k * LOCATION_BYTES);
         locations.writeUInt32LE(place.pageNumber, k * LOCATION_BYTES + 4);
       });
+      expect(taken.equals(locations)).toBe(true);
+      expect(session.takeLocations()).toHaveLength(0);
       const out = path.join(root, 'pages-1.img');
       const manifest = { storeId: store.storeId, checkpointId: 'hinted', files: [{ name: 'pages-1.img', runs, locations }] };
       await store.writeManifestPages(manifest, 'pages-1.img', out, pool);

@@ -272,7 +272,7 @@ export class PageStore {
     const locations = file.locations !== undefined && this.index.checkpointExists(manifest.checkpointId) ? file.locations : undefined;
     const fd = fs.openSync(outFile, 'w');
     try {
-      await this.pageReader.writePages([...pageRefsOf(file.runs)], fd, pool, { checkpointId: manifest.checkpointId }, locations);
+      await this.pageReader.writeRuns(file.runs, fd, pool, { checkpointId: manifest.checkpointId }, locations);
     } finally {
       fs.closeSync(fd);
     }
