@@ -4,14 +4,16 @@
 // Before a restore the pages files are rebuilt from the store, each page verified.
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { PagemapFile, listPagemaps, readPagesChunks } from '../criu/checkpoint-images';
+import { PagemapFile, checkPagesFile, listPagemaps } from '../criu/checkpoint-images';
+import { PAGE_SIZE } from '../criu/page-size';
 import { presentPageCount } from '../criu/pagemap';
 import { log } from '../log/logger';
 import { PAGE_MANIFEST_FILE, readManifestFile, writeManifestFile } from '../store/manifest-file';
 import type { ManifestPagesFile } from '../store/page-manifest';
 import type { IngestSession } from '../store/ingest-session';
-import { PageHashPool, SharedChunks } from '../store/page-hash-pool';
+import { FileRead, PageHashPool, SharedChunks } from '../store/page-hash-pool';
 import { PageRun, PageRunsBuilder } from '../store/page-runs';
 import { PageStore } from '../store/page-store';
 import type { ArchiveContext, CheckpointArchive } from './checkpoint-archive';
@@ -38,9 +40,15 @@ async function ingestPagesFile(session: IngestSession, pagemap: PagemapFile, poo
     );
     runs.addNames(names);
   };
+  const totalPages = (await checkPagesFile(pagemap)) / PAGE_SIZE;
+  if (totalPages === 0) return runs.build();
+  const handle = await fsp.open(pagemap.pagesPath, 'r');
   try {
-    for await (const chunk of readPagesChunks(pagemap, CHUNK_PAGES, (n) => buffers.take(n))) {
-      const job = pool.hashPages(chunk).then((names): [Buffer, Buffer] => [chunk, names]);
+    for (let first = 0; first < totalPages; first += CHUNK_PAGES) {
+      const chunk = buffers.take(Math.min(CHUNK_PAGES, totalPages - first));
+      // The workers read the chunk themselves, then hash it.
+      const read: FileRead = { fd: handle.fd, position: first * PAGE_SIZE, at: 0, length: chunk.length };
+      const job = pool.hashPages(chunk, [read], { readsMustSucceed: true }).then((names): [Buffer, Buffer] => [chunk, names]);
       job.catch(() => undefined); // awaited in take(); this only marks it handled meanwhile
       hashed.push(job);
       if (hashed.length > CHUNKS_AHEAD) await take();
@@ -48,6 +56,7 @@ async function ingestPagesFile(session: IngestSession, pagemap: PagemapFile, poo
     while (hashed.length > 0) await take();
   } finally {
     await Promise.allSettled(hashed);
+    await handle.close();
   }
   return runs.build();
 }

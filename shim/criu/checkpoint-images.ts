@@ -138,30 +138,6 @@ export async function* readPresentPages(file: PagemapFile, options: ReadPagesOpt
   }
 }
 
-/**
- * The pages file of a pagemap as consecutive chunks of whole pages (pages-file order, which is
- * the pagemap's order), each in a fresh buffer from `allocate`.
- */
-export async function* readPagesChunks(
-  file: PagemapFile,
-  chunkPages: number,
-  allocate: (pages: number) => Buffer = (n) => Buffer.allocUnsafe(n * PAGE_SIZE),
-): AsyncGenerator<Buffer> {
-  if (!Number.isSafeInteger(chunkPages) || chunkPages <= 0) throw new InvalidArgumentError(`chunk of ${chunkPages} pages`);
-  const totalPages = (await checkPagesFile(file)) / PAGE_SIZE;
-  if (totalPages === 0) return;
-  const handle = await fsp.open(file.pagesPath, 'r');
-  try {
-    for (let first = 0; first < totalPages; first += chunkPages) {
-      const chunk = allocate(Math.min(chunkPages, totalPages - first));
-      await readFully(handle, chunk, first * PAGE_SIZE, file.pagesPath);
-      yield chunk;
-    }
-  } finally {
-    await handle.close();
-  }
-}
-
 async function readFully(handle: fsp.FileHandle, into: Buffer, position: number, file: string): Promise<void> {
   let done = 0;
   while (done < into.length) {

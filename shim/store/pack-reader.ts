@@ -46,6 +46,14 @@ export class PackReader {
     return readFully(fd, buf, length, offset);
   }
 
+  /**
+   * The open descriptor of a pack (checked header), or null if its file does not exist. It
+   * stays open until forget() or close(); a caller that reads it elsewhere must verify what it reads.
+   */
+  descriptor(packId: number): number | null {
+    return this.fdOf(packId);
+  }
+
   /** Close a pack's cached descriptor (the next read opens the file again). */
   forget(packId: number): void {
     const fd = this.fds.get(packId);

@@ -1,3 +1,6 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { PAGE_SIZE } from '../criu/page-size';
 import { hashPage } from './page-hash';
 import { PageHashPool, ZERO_PAGE_NAME, sharedPages } from './page-hash-pool';
@@ -56,5 +59,31 @@ describe('PageHashPool', () => {
     await p.close();
     const names = await p.hashPages(inShared(pages));
     expect(names.subarray(0, 32).equals(hashPage(pageAt(pages, 0)))).toBe(true);
+  });
+
+  it('reads parts of the buffer from a file on the workers first, and says when a read fell short', async () => {
+    const p = pool(2);
+    const pages = randomPages(300);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pageshare-pool-'));
+    const file = path.join(dir, 'pages');
+    fs.writeFileSync(file, pages);
+    const fd = fs.openSync(file, 'r');
+    try {
+      const buf = sharedPages(200);
+      // Pages 50..249 of the file, in two reads that each cross the split between workers.
+      const reads = [
+        { fd, position: 50 * PAGE_SIZE, at: 0, length: 120 * PAGE_SIZE },
+        { fd, position: 170 * PAGE_SIZE, at: 120 * PAGE_SIZE, length: 80 * PAGE_SIZE },
+      ];
+      const names = await p.hashPages(buf, reads, { readsMustSucceed: true });
+      expect(buf.equals(pages.subarray(50 * PAGE_SIZE, 250 * PAGE_SIZE))).toBe(true);
+      for (let i = 0; i < 200; i++) expect(names.subarray(i * 32, (i + 1) * 32).equals(hashPage(pageAt(pages, 50 + i)))).toBe(true);
+      const pastEnd = [{ fd, position: 299 * PAGE_SIZE, at: 0, length: 2 * PAGE_SIZE }];
+      await expect(p.hashPages(sharedPages(2), pastEnd, { readsMustSucceed: true })).rejects.toThrow(/1 read\(s\).*short/);
+      expect(await p.hashPages(sharedPages(2), pastEnd)).toHaveLength(64);
+    } finally {
+      fs.closeSync(fd);
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -27,25 +27,69 @@ const zero = Buffer.alloc(PAGE);
 const hash = crypto.hash
   ? (b) => crypto.hash('sha256', b, 'buffer')
   : (b) => crypto.createHash('sha256').update(b).digest();
-parentPort.on('message', ({ id, shared, byteOffset, pages }) => {
+const fs = require('node:fs');
+parentPort.on('message', ({ id, shared, byteOffset, pages, reads }) => {
   const names = Buffer.alloc(pages * 32);
   const view = Buffer.from(shared, byteOffset, pages * PAGE);
+  // Reads asked for first: [fd, position, byte offset in this part, length]. A failed or
+  // short read leaves the bytes as they were; the caller's verification catches that.
+  let failedReads = 0;
+  for (const [fd, position, at, length] of reads) {
+    let done = 0;
+    try {
+      while (done < length) {
+        const n = fs.readSync(fd, view, at + done, length - done, position + done);
+        if (n === 0) break;
+        done += n;
+      }
+    } catch {}
+    if (done < length) failedReads++;
+  }
   for (let i = 0; i < pages; i++) {
     const page = view.subarray(i * PAGE, (i + 1) * PAGE);
     if (!page.equals(zero)) hash(page).copy(names, i * 32);
   }
-  parentPort.postMessage({ id, names: names.buffer, byteOffset: names.byteOffset }, [names.buffer]);
+  parentPort.postMessage({ id, names: names.buffer, byteOffset: names.byteOffset, failedReads }, [names.buffer]);
 });
 `;
 
+interface JobResult {
+  readonly names: Buffer;
+  readonly failedReads: number;
+}
+
 interface Job {
-  readonly resolve: (names: Buffer) => void;
+  readonly resolve: (result: JobResult) => void;
   readonly reject: (err: Error) => void;
 }
 
 interface PoolWorker {
   readonly worker: Worker;
   busy: number;
+}
+
+/**
+ * Bytes a worker reads from an open file into the job's buffer before hashing it, so reads run
+ * on the workers too. The fd must stay open until the job settles; a failed or short read
+ * leaves the buffer's bytes as they were (verify the names).
+ */
+export interface FileRead {
+  readonly fd: number;
+  readonly position: number;
+  /** Byte offset in the buffer given to hashPages(). */
+  readonly at: number;
+  readonly length: number;
+}
+
+/** The parts of `reads` that land in [start, end) of the buffer, relative to start. */
+function readsWithin(reads: readonly FileRead[], start: number, end: number): Array<[number, number, number, number]> {
+  const out: Array<[number, number, number, number]> = [];
+  for (const r of reads) {
+    const a = Math.max(r.at, start);
+    const b = Math.min(r.at + r.length, end);
+    if (a < b) out.push([r.fd, r.position + (a - r.at), a - start, b - a]);
+  }
+  return out;
 }
 
 /** A Buffer whose memory workers can read in place (zero-filled). */
@@ -98,9 +142,10 @@ export class PageHashPool {
 
   /**
    * The names of the pages in `pages` (a whole number of pages, from sharedPages()), as one
-   * buffer of HASH_BYTES per page; a zero page gets ZERO_PAGE_NAME.
+   * buffer of HASH_BYTES per page; a zero page gets ZERO_PAGE_NAME. `reads` fill parts of
+   * `pages` from files first, on the workers.
    */
-  async hashPages(pages: Buffer): Promise<Buffer> {
+  async hashPages(pages: Buffer, reads: readonly FileRead[] = [], options: { readsMustSucceed?: boolean } = {}): Promise<Buffer> {
     if (!(pages.buffer instanceof SharedArrayBuffer)) throw new TypeError('hashPages needs a SharedArrayBuffer-backed buffer (sharedPages())');
     if (pages.length % PAGE_SIZE !== 0) throw new RangeError(`${pages.length} bytes is not a whole number of ${PAGE_SIZE}-byte pages`);
     const count = pages.length / PAGE_SIZE;
@@ -108,13 +153,15 @@ export class PageHashPool {
     this.warm();
     const parts = Math.max(1, Math.min(this.workers.length, Math.floor(count / MIN_PAGES_PER_WORKER)));
     const per = Math.ceil(count / parts);
-    const jobs: Array<Promise<Buffer>> = [];
+    const jobs: Array<Promise<JobResult>> = [];
     for (let first = 0; first < count; first += per) {
       const n = Math.min(per, count - first);
-      jobs.push(this.submit(pages.buffer, pages.byteOffset + first * PAGE_SIZE, n));
+      jobs.push(this.submit(pages.buffer, pages.byteOffset + first * PAGE_SIZE, n, readsWithin(reads, first * PAGE_SIZE, (first + n) * PAGE_SIZE)));
     }
-    const names = await Promise.all(jobs);
-    return names.length === 1 ? names[0] : Buffer.concat(names);
+    const results = await Promise.all(jobs);
+    const failedReads = results.reduce((n, r) => n + r.failedReads, 0);
+    if (failedReads > 0 && options.readsMustSucceed === true) throw new Error(`${failedReads} read(s) of the pages to hash failed or came up short`);
+    return results.length === 1 ? results[0].names : Buffer.concat(results.map((r) => r.names));
   }
 
   /** Stop the workers (a later job starts them again). */
@@ -125,22 +172,22 @@ export class PageHashPool {
     await Promise.all(workers.map((w) => w.worker.terminate()));
   }
 
-  private submit(shared: SharedArrayBuffer, byteOffset: number, pages: number): Promise<Buffer> {
+  private submit(shared: SharedArrayBuffer, byteOffset: number, pages: number, reads: ReadonlyArray<readonly [number, number, number, number]>): Promise<JobResult> {
     const target = this.workers.reduce((a, b) => (b.busy < a.busy ? b : a));
     const id = this.nextJob++;
     target.busy++;
-    return new Promise<Buffer>((resolve, reject) => {
+    return new Promise<JobResult>((resolve, reject) => {
       this.jobs.set(id, {
-        resolve: (names) => {
+        resolve: (result) => {
           target.busy--;
-          resolve(names);
+          resolve(result);
         },
         reject: (err) => {
           target.busy--;
           reject(err);
         },
       });
-      target.worker.postMessage({ id, shared, byteOffset, pages });
+      target.worker.postMessage({ id, shared, byteOffset, pages, reads });
     });
   }
 
@@ -148,11 +195,11 @@ export class PageHashPool {
     const worker = new Worker(WORKER_SOURCE, { eval: true });
     worker.unref();
     const entry: PoolWorker = { worker, busy: 0 };
-    worker.on('message', (m: { id: number; names: ArrayBuffer; byteOffset: number }) => {
+    worker.on('message', (m: { id: number; names: ArrayBuffer; byteOffset: number; failedReads: number }) => {
       const job = this.jobs.get(m.id);
       if (job === undefined) return;
       this.jobs.delete(m.id);
-      job.resolve(Buffer.from(m.names, m.byteOffset));
+      job.resolve({ names: Buffer.from(m.names, m.byteOffset), failedReads: m.failedReads });
     });
     const fail = (err: Error): void => {
       const at = this.workers.indexOf(entry);

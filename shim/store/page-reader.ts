@@ -10,7 +10,7 @@ import { writeFullyAsync } from './durable-fs';
 import { PackReader } from './pack-reader';
 import { PageIndex, PageLocation } from './page-index';
 import { hashPage } from './page-hash';
-import { PageHashPool, SharedChunks } from './page-hash-pool';
+import { FileRead, PageHashPool, SharedChunks } from './page-hash-pool';
 import { LOCATION_BYTES } from './page-manifest';
 import { HASH_BYTES, PageRef, hashHex, hashKey } from './page-ref';
 import { PageRun, runsPageCount } from './page-runs';
@@ -115,8 +115,9 @@ export class PageReader {
         const count = Math.min(WRITE_CHUNK_PAGES, total - first);
         const chunk = buffers.take(count);
         const expected = Buffer.alloc(count * HASH_BYTES);
-        this.fillChunk(runs, cursor, chunk, expected, count, ctx, locations);
-        const done = pool.hashPages(chunk).then(async (names) => {
+        const reads: FileRead[] = [];
+        this.fillChunk(runs, cursor, chunk, expected, count, ctx, locations, reads);
+        const done = pool.hashPages(chunk, reads).then(async (names) => {
           if (!names.equals(expected)) this.repairChunk(chunk, names, expected, ctx);
           await writeFullyAsync(fd, chunk, first * PAGE_SIZE);
           buffers.give(chunk);
@@ -143,6 +144,8 @@ export class PageReader {
     count: number,
     ctx: PageErrorContext,
     locations: Buffer | undefined,
+    /** Where the stored pages are to be read from (by the hash pool's workers). */
+    reads: FileRead[],
   ): void {
     let slot = 0;
     while (slot < count) {
@@ -174,12 +177,14 @@ export class PageReader {
             const next = placeOf(j);
             if (next === undefined || next.packId !== loc.packId || next.offset !== loc.offset + (j - k) * PAGE_SIZE) break;
           }
+          let fd: number | null = null;
           try {
-            // A short or failed read leaves stale bytes, which fail verification and go to readPage().
-            this.packs.read(loc.packId, loc.offset, chunk.subarray((slot + k) * PAGE_SIZE), (j - k) * PAGE_SIZE);
+            fd = this.packs.descriptor(loc.packId);
           } catch (err) {
             if (!(err instanceof PackCorruptError)) throw err;
           }
+          // No file, or a short or failed read: stale bytes, which fail verification and go to readPage().
+          if (fd !== null) reads.push({ fd, position: loc.offset, at: (slot + k) * PAGE_SIZE, length: (j - k) * PAGE_SIZE });
           k = j;
         }
         cursor.stored += n;
