@@ -10,8 +10,8 @@ import { PagemapFile, checkPagesFile, listPagemaps } from '../criu/checkpoint-im
 import { PAGE_SIZE } from '../criu/page-size';
 import { presentPageCount } from '../criu/pagemap';
 import { log } from '../log/logger';
-import { PAGE_MANIFEST_FILE, readManifestFile, writeManifestFile } from '../store/manifest-file';
-import type { ManifestPagesFile } from '../store/page-manifest';
+import { PAGE_MANIFEST_FILE, readManifestFileSync, writeManifestFile } from '../store/manifest-file';
+import type { ManifestPagesFile, PageManifest } from '../store/page-manifest';
 import type { IngestSession } from '../store/ingest-session';
 import { FileRead, PageHashPool, SharedChunks } from '../store/page-hash-pool';
 import { PageRun, PageRunsBuilder } from '../store/page-runs';
@@ -116,16 +116,25 @@ export class PageStoreArchive implements CheckpointArchive {
     }
   }
 
-  async load(checkpointDir: string, scratchDir: string): Promise<string> {
+  load(checkpointDir: string, scratchDir: string): Promise<string> {
     const manifestPath = path.join(checkpointDir, PAGE_MANIFEST_FILE);
     // A checkpoint with its pages inline (e.g. made by the runc shim) restores as it is.
-    if (!fs.existsSync(manifestPath)) return checkpointDir;
-    const manifest = await readManifestFile(manifestPath);
+    if (!fs.existsSync(manifestPath)) return Promise.resolve(checkpointDir);
+    // Before the first await: what containerd extracted is read while the call that started
+    // this (Create) is still running, whatever containerd does with the dir afterwards.
+    const manifest = readManifestFileSync(manifestPath);
     const imageDir = path.join(scratchDir, 'images');
     fs.mkdirSync(imageDir, { recursive: true });
-    for (const name of fs.readdirSync(checkpointDir)) {
-      if (name !== PAGE_MANIFEST_FILE) fs.cpSync(path.join(checkpointDir, name), path.join(imageDir, name), { recursive: true });
+    for (const entry of fs.readdirSync(checkpointDir, { withFileTypes: true })) {
+      if (entry.name === PAGE_MANIFEST_FILE) continue;
+      const from = path.join(checkpointDir, entry.name);
+      if (entry.isFile()) fs.copyFileSync(from, path.join(imageDir, entry.name));
+      else fs.cpSync(from, path.join(imageDir, entry.name), { recursive: true });
     }
+    return this.rebuildPages(manifest, imageDir);
+  }
+
+  private async rebuildPages(manifest: PageManifest, imageDir: string): Promise<string> {
     const started = Date.now();
     const store = PageStore.open(this.root());
     try {

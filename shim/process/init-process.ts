@@ -26,6 +26,8 @@ export interface RestoreSource {
 
 export class InitProcess extends ShimProcess {
   private readonly pidFile: string;
+  /** A restore's images being rebuilt, from Create on. */
+  private loading: Promise<string> | undefined;
 
   constructor(
     containerId: string,
@@ -47,8 +49,17 @@ export class InitProcess extends ShimProcess {
 
   /** `runc create`; a container from a checkpoint has nothing to create until start. */
   async create(): Promise<number> {
-    if (this.restoreSource) {
-      this.restoreSource.archive.prepare?.();
+    const source = this.restoreSource;
+    if (source) {
+      source.archive.prepare?.();
+      // Rebuild the images now: containerd calls Start right after, which waits for them.
+      // A failure surfaces at Start, as a failed restore.
+      try {
+        this.loading = source.archive.load(source.checkpointDir, source.scratchDir, this.archiveContext);
+      } catch (err) {
+        this.loading = Promise.reject(err as Error);
+      }
+      this.loading.catch(() => undefined); // awaited in start() or delete()
       return 0;
     }
     await this.launch(this.pidFile, (stdio, consoleSocket) =>
@@ -74,7 +85,7 @@ export class InitProcess extends ShimProcess {
       const workPath = path.join(source.scratchDir, 'work');
       fs.mkdirSync(workPath, { recursive: true });
       try {
-        const imagePath = await source.archive.load(source.checkpointDir, source.scratchDir, this.archiveContext);
+        const imagePath = await (this.loading ?? source.archive.load(source.checkpointDir, source.scratchDir, this.archiveContext));
         await this.launch(this.pidFile, (stdio, consoleSocket) =>
           this.runc.restore(this.containerId, {
             bundle: this.bundle,
@@ -163,6 +174,7 @@ export class InitProcess extends ShimProcess {
     this.lifecycle.check('delete');
     if (this.lifecycle.state === 'created-checkpoint') {
       // Never restored: runc knows nothing of it; only the scratch space is ours.
+      await this.loading?.catch(() => undefined);
       if (this.restoreSource) fs.rmSync(this.restoreSource.scratchDir, { recursive: true, force: true });
       this.finishDelete();
       return;

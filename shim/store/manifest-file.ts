@@ -22,9 +22,18 @@ export async function writeManifestFile(dir: string, manifest: PageManifest): Pr
 
 /** Read and check a manifest file; throws ManifestError if it is damaged. */
 export async function readManifestFile(file: string): Promise<PageManifest> {
-  const size = (await fs.promises.stat(file)).size;
+  checkManifestSize(file, (await fs.promises.stat(file)).size);
+  return decodeManifest(await fs.promises.readFile(file), file);
+}
+
+/** readManifestFile, blocking (a few MiB at most). */
+export function readManifestFileSync(file: string): PageManifest {
+  checkManifestSize(file, fs.statSync(file).size);
+  return decodeManifest(fs.readFileSync(file), file);
+}
+
+function checkManifestSize(file: string, size: number): void {
   if (size > MAX_MANIFEST_FILE_BYTES) {
     throw new ManifestError('MANIFEST_CORRUPT', file, undefined, `${size} bytes, more than the ${MAX_MANIFEST_FILE_BYTES} a manifest may have`);
   }
-  return decodeManifest(await fs.promises.readFile(file), file);
 }
