@@ -133,9 +133,21 @@ describe('page manifest', () => {
     expect(encodeManifest(decodeManifest(bytes)).equals(bytes)).toBe(true);
     expect(() => encodeManifest({ ...m, files: [m.files[0], { name: 'pages-2.img', runs: [] }] })).toThrow(/every pages file has locations/);
     expect(() => encodeManifest({ ...m, files: [{ ...m.files[0], locations: Buffer.alloc(8) }] })).toThrow(/bytes of locations for 3 stored pages/);
-    // Cut one location off and re-checksum: the parser still refuses it.
-    const cut = reseal(bytes.subarray(0, bytes.length - 32 - LOCATION_BYTES));
-    expect(decodeOutcome(cut)).toMatchObject({ reason: 'MANIFEST_CORRUPT' });
+    // Cut the last location run short and re-checksum: the parser still refuses it.
+    const cut = Buffer.from(bytes.subarray(0, bytes.length - 32));
+    cut.writeUInt32LE(2, cut.length - 4 - 4); // the last run of pages-1 (pages-2 has none): 1 page, now 2
+    expect(decodeOutcome(reseal(cut))).toMatchObject({ reason: 'MANIFEST_CORRUPT' });
+    // Consecutive pages of one pack are one run: 3 runs here (7:1-2, 9:65535), 12 bytes each.
+    const sequential = Buffer.alloc(500 * LOCATION_BYTES);
+    for (let k = 0; k < 500; k++) {
+      sequential.writeUInt32LE(4, k * LOCATION_BYTES);
+      sequential.writeUInt32LE(100 + k, k * LOCATION_BYTES + 4);
+    }
+    const many = runsOf(Array.from({ length: 500 }, (_, k) => storedPageRef(hash(k + 10))));
+    const big = encodeManifest({ storeId: STORE_ID, checkpointId: 'seq', files: [{ name: 'pages-1.img', runs: many, locations: sequential }] });
+    const without = encodeManifest({ storeId: STORE_ID, checkpointId: 'seq', files: [{ name: 'pages-1.img', runs: many }] });
+    expect(big.length - without.length).toBe(4 + 12);
+    expect(decodeManifest(big).files[0].locations!.equals(sequential)).toBe(true);
   });
 
   it('keeps zero pages as counts: a million zero pages take a few bytes', () => {

@@ -11,8 +11,10 @@
 //              page count u32 | run count u32 | runs
 //   run      = kind u8 (0: zero pages, 1: stored pages) | count u32 (>= 1)
 //              | for stored pages, count names of 32 bytes (SHA-256 of the page)
-//   locations (only with flag 1) = per pages file, in file order, per stored page in order:
-//              pack id u32 | page number in the pack u32 (byte offset / page size)
+//   locations (only with flag 1) = per pages file, in file order: run count u32, then runs
+//              of its stored pages in order: pack id u32 | first page number u32 (byte
+//              offset / page size) | count u32 (>= 1), each run as long as it can be (the
+//              next run does not continue it), counts adding up to the file's stored pages
 //   trailer  = SHA-256 of every byte before it
 //
 // Locations are hints, written at ingest so that a restore reads pages without one index
@@ -138,7 +140,7 @@ export function encodeManifest(m: PageManifest): Buffer {
       if (f.locations.length !== storedPages * LOCATION_BYTES) {
         throw invalid(`file ${f.name} has ${f.locations.length} bytes of locations for ${storedPages} stored pages`);
       }
-      locationParts.push(f.locations);
+      locationParts.push(encodeLocationRuns(f.locations));
     }
     const head = Buffer.alloc(2 + name.length + 8);
     head.writeUInt16LE(name.length, 0);
@@ -166,6 +168,22 @@ export function encodeManifest(m: PageManifest): Buffer {
   Buffer.from(m.storeId, 'hex').copy(header, 28);
   const body = Buffer.concat(parts, total - TRAILER_BYTES);
   return Buffer.concat([body, crypto.createHash('sha256').update(body).digest()], total);
+}
+
+/** Per-page locations (LOCATION_BYTES each) as maximal runs of consecutive pages of one pack. */
+function encodeLocationRuns(locations: Buffer): Buffer {
+  const runs: number[] = [];
+  for (let at = 0; at < locations.length; at += LOCATION_BYTES) {
+    const pack = locations.readUInt32LE(at);
+    const page = locations.readUInt32LE(at + 4);
+    const n = runs.length;
+    if (n > 0 && runs[n - 3] === pack && runs[n - 2] + runs[n - 1] === page) runs[n - 1]++;
+    else runs.push(pack, page, 1);
+  }
+  const out = Buffer.alloc(4 + runs.length * 4);
+  out.writeUInt32LE(runs.length / 3, 0);
+  runs.forEach((v, i) => out.writeUInt32LE(v, 4 + i * 4));
+  return out;
 }
 
 // ---- reader ----------------------------------------------------------------------------
@@ -233,6 +251,32 @@ class Cursor {
 
 function fail(reason: ManifestErrorReason, source: string, offset: number | undefined, detail: string): ManifestError {
   return new ManifestError(reason, source, offset, detail);
+}
+
+/** A file's location runs, expanded to LOCATION_BYTES per stored page; canonical runs only. */
+function decodeLocationRuns(c: Cursor, name: string, storedPages: number): Buffer {
+  const countAt = c.pos;
+  const runCount = c.u32(`${name} location run count`);
+  if (runCount > c.remaining / 12) throw c.corrupt(`${name} claims ${runCount} location runs, more than the bytes left can hold`, countAt);
+  const out = Buffer.alloc(storedPages * LOCATION_BYTES);
+  let page = 0;
+  let previous: { pack: number; end: number } | undefined;
+  for (let r = 0; r < runCount; r++) {
+    const runAt = c.pos;
+    const pack = c.u32(`${name} location run ${r} pack`);
+    const first = c.u32(`${name} location run ${r} page`);
+    const count = c.u32(`${name} location run ${r} count`);
+    if (count < 1 || count > storedPages - page) throw c.corrupt(`${name} location run ${r} has count ${count} for the ${storedPages - page} stored pages left`, runAt);
+    if (first + count > 0x100000000) throw c.corrupt(`${name} location run ${r} goes past page 2^32`, runAt);
+    if (previous !== undefined && previous.pack === pack && previous.end === first) throw c.corrupt(`${name} location runs ${r - 1} and ${r} should be one`, runAt);
+    for (let k = 0; k < count; k++, page++) {
+      out.writeUInt32LE(pack, page * LOCATION_BYTES);
+      out.writeUInt32LE(first + k, page * LOCATION_BYTES + 4);
+    }
+    previous = { pack, end: first + count };
+  }
+  if (page !== storedPages) throw c.corrupt(`${name} location runs hold ${page} pages, not its ${storedPages} stored pages`, countAt);
+  return out;
 }
 
 /** Parse a manifest; throws ManifestError (and nothing else) for any damage. */
@@ -313,8 +357,7 @@ export function decodeManifest(input: Buffer, source = 'page manifest'): PageMan
   if ((flags & FLAG_LOCATIONS) !== 0) {
     for (const [i, f] of files.entries()) {
       const storedPages = f.runs.reduce((n, r) => n + (r.kind === 'stored' ? r.count : 0), 0);
-      if (storedPages > c.remaining / LOCATION_BYTES) throw c.corrupt(`${f.name} locations run past the end of the manifest`);
-      files[i] = { ...f, locations: c.bytes(storedPages * LOCATION_BYTES, `${f.name} locations`) };
+      files[i] = { ...f, locations: decodeLocationRuns(c, f.name, storedPages) };
     }
   }
   if (c.remaining !== 0) throw c.corrupt(`${c.remaining} unexpected bytes before the trailer`);
