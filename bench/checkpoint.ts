@@ -33,7 +33,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { startContainerd, type Containerd } from '../integration/harness/containerd';
-import { ImageBuilder, importImage } from '../integration/harness/image';
+import { importImage } from '../integration/harness/image';
+import { NODE_BINARY, nodeImageBuilder } from '../integration/harness/runtime-images';
 import { PAGESHARE_RUNTIME, repoRoot, RUNC_RUNTIME } from '../integration/harness/paths';
 import { run, runOk } from '../integration/harness/process';
 import { sleep, WaitAbortedError, waitFor } from '../integration/harness/wait';
@@ -187,8 +188,6 @@ setInterval(() => {
 }, 100);
 `;
 
-const NODE_BINARY = fs.existsSync('/usr/bin/node') ? '/usr/bin/node' : process.execPath;
-
 interface NodeImageInfo {
   nodeBinary: string;
   nodeBinaryBytes: number;
@@ -198,37 +197,13 @@ interface NodeImageInfo {
   layerBytes: number;
 }
 
-/** `ldd NODE_BINARY`: the absolute paths of the libraries it loads (none if static). */
-async function sharedLibraries(binary: string): Promise<{ paths: string[]; output: string }> {
-  const r = await runOk('ldd', [binary], { timeoutMs: 10_000 }).catch((err: unknown) => ({ stdout: String(err) }));
-  const paths = new Set<string>();
-  for (const line of r.stdout.split('\n')) {
-    const m = /=>\s*(\/\S+)/.exec(line) ?? /^\s*(\/\S+)\s+\(0x/.exec(line);
-    if (m?.[1]) paths.add(m[1]);
-  }
-  return { paths: [...paths], output: r.stdout.trim() };
-}
-
 async function buildNodeImage(outPath: string): Promise<NodeImageInfo> {
-  const b = new ImageBuilder(IMAGE);
-  b.addFile('/usr/bin/node', NODE_BINARY, 0o755);
-  const libs = await sharedLibraries(NODE_BINARY);
-  const libraries: Array<[string, string]> = [];
-  for (const lib of libs.paths) {
-    const host = fs.realpathSync(lib);
-    b.addFile(lib, host);
-    libraries.push([lib, host]);
-  }
+  const { builder: b, libraries, lddOutput } = await nodeImageBuilder(IMAGE);
   b.addContent('/app/app.js', APP_JS);
-  for (const dir of ['/proc', '/sys', '/dev', '/run', '/etc', '/root']) b.addEmptyDir(dir);
-  b.addEmptyDir('/tmp', 0o1777);
-  b.addContent('/etc/passwd', 'root:x:0:0:root:/root:/bin/sh\n');
-  b.addContent('/etc/group', 'root:x:0:\n');
-  b.addContent('/etc/hosts', '127.0.0.1 localhost\n');
   b.setCmd(['/usr/bin/node', '--expose-gc', '/app/app.js']);
   b.setEnv(['PATH=/usr/bin:/bin', `BC_HEAP_MB=${HEAP_MB}`]);
   const built = await b.build(outPath);
-  return { nodeBinary: NODE_BINARY, nodeBinaryBytes: fs.statSync(NODE_BINARY).size, libraries, lddOutput: libs.output, layerBytes: built.layerSize };
+  return { nodeBinary: NODE_BINARY, nodeBinaryBytes: fs.statSync(NODE_BINARY).size, libraries, lddOutput, layerBytes: built.layerSize };
 }
 
 interface Heartbeat {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real external parts the tests need (Debian 12 bookworm, as root).
 #
-#   System packages (bookworm, plain apt-get, only if missing): runc, iptables, busybox-static.
+#   System packages (bookworm, plain apt-get, only if missing): runc, iptables, busybox-static, openjdk-17-jdk-headless (the GC hook's JVM tests).
 #   Private copies under .deps/ (no change to /etc/apt or the system's glibc), fetched with a
 #   private apt state from the machine's own Debian mirror and unpacked with dpkg-deb -x:
 #     .deps/containerd-1.7/bin   containerd 1.7.x   (trixie `containerd`)
@@ -54,7 +54,7 @@ mkdir -p "$DEPS"
 pkg_installed() { [[ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" == installed ]]; }
 
 missing=()
-for p in runc iptables busybox-static; do pkg_installed "$p" || missing+=("$p"); done
+for p in runc iptables busybox-static openjdk-17-jdk-headless; do pkg_installed "$p" || missing+=("$p"); done
 command -v dpkg-deb >/dev/null || die "dpkg-deb not found: this script needs Debian's dpkg"
 if ((${#missing[@]})); then
   [[ $EUID -eq 0 ]] || die "must run as root to install: ${missing[*]}"

@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import type { CheckpointArchive } from '../checkpoint/checkpoint-archive';
 import { parseCheckpointRequest } from '../checkpoint/checkpoint-request';
 import { makeScratchDir } from '../checkpoint/scratch-dir';
+import { NODE_AGENT_FILE, agentsDir, prepareGcHook, type GcSettings } from '../gc/gc-spec';
 import { defaultStoreRoot } from '../store/store-layout';
 import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../errors/shim-error';
 import type { EventSink } from '../events/event-publisher';
@@ -21,6 +22,8 @@ import type { RuncDriver } from '../runc/runc-driver';
 import type { OciProcess } from '../spec/oci-spec';
 import { CgroupV1, cgroupPathsOf } from '../stats/cgroup-v1';
 
+type GcHook = GcSettings & { readonly runDir: string };
+
 export class Container {
   private readonly execs = new Map<string, ExecProcess>();
   private stopOomWatch: () => void = () => undefined;
@@ -33,6 +36,8 @@ export class Container {
     readonly init: InitProcess,
     private readonly runc: RuncDriver,
     private readonly events: EventSink,
+    /** The GC hook's settings, for a container that opted in. */
+    private readonly gc?: GcHook,
   ) {
     this.announceExit(this.init);
   }
@@ -50,6 +55,8 @@ export class Container {
     fs.mkdirSync(options.runcRoot, { recursive: true, mode: 0o711 });
     const runc = runcDriverFor(bundle, options);
     const paths = { stdin: request.stdin, stdout: request.stdout, stderr: request.stderr };
+    // Before runc sees the spec (a restore's spec is the checkpointed one: it keeps the hook).
+    const gc = prepareGcHook(bundle, namespace, request.id);
     const restoreSource = request.checkpoint
       ? { checkpointDir: request.checkpoint, archive: await Container.archive(), scratchDir: makeScratchDir('restore', request.id) }
       : undefined;
@@ -71,9 +78,10 @@ export class Container {
       await runc.delete(request.id, true).catch(() => undefined);
       await unmountRootfs(bundle);
       if (restoreSource) fs.rmSync(restoreSource.scratchDir, { recursive: true, force: true });
+      if (gc) fs.rmSync(gc.runDir, { recursive: true, force: true });
       throw err;
     }
-    const container = new Container(request.id, bundle, namespace, init, runc, events);
+    const container = new Container(request.id, bundle, namespace, init, runc, events, gc);
     if (init.pid) container.watchCgroup();
     return container;
   }
@@ -158,6 +166,7 @@ export class Container {
     } else {
       await this.init.delete();
       this.stopOomWatch();
+      if (this.gc) fs.rmSync(this.gc.runDir, { recursive: true, force: true });
       // Exec processes containerd never deleted (e.g. `exec --detach`) die with the init:
       // release their stdio, or a namespace's long-lived server leaks their fds.
       for (const exec of this.execs.values()) if (exec.lifecycle.state !== 'deleted') exec.releaseStdio();
@@ -171,7 +180,39 @@ export class Container {
     if (!path.isAbsolute(checkpointDir)) throw new InvalidArgumentError(`checkpoint path "${checkpointDir}" must be absolute`);
     const request = parseCheckpointRequest(options);
     this.init.lifecycle.check('checkpoint');
+    if (this.gc) await this.compactHeaps(this.gc);
     await this.init.checkpoint(checkpointDir, request, await Container.archive(), makeScratchDir('dump', this.id));
+  }
+
+  /**
+   * The GC hook: every Node.js / JVM process compacts its heap before the dump. containerd
+   * has usually paused the container by now, and a frozen runtime collects nothing, so the
+   * container runs again for at most the hook's timeout (an app may act meanwhile: after
+   * containerd's rw-layer diff, before the dump), then is paused again. Never fails the
+   * checkpoint: a missing, hung or broken agent is logged and the dump goes on.
+   */
+  private async compactHeaps(gc: GcHook): Promise<void> {
+    const paused = this.init.lifecycle.state === 'paused';
+    const started = Date.now();
+    try {
+      if (paused) await this.runc.resume(this.id);
+      const pids = await this.runc.ps(this.id);
+      const { compactBeforeDump } = await import('../gc/gc-before-dump');
+      const outcomes = await compactBeforeDump(pids, {
+        mode: gc.mode,
+        timeoutMs: gc.timeoutMs,
+        agentFile: path.join(agentsDir(), NODE_AGENT_FILE),
+        gcDir: gc.runDir,
+      });
+      const summary = outcomes.map((o) => `${o.runtime} pid ${o.pid} ${o.ok ? 'ok' : 'FAILED'} in ${o.ms} ms: ${o.detail}`);
+      log.info(`gc before checkpoint of ${this.id}: ${outcomes.length} managed runtime(s) in ${Date.now() - started} ms${summary.length > 0 ? `; ${summary.join('; ')}` : ''}`);
+    } catch (err) {
+      log.warn(`gc before checkpoint of ${this.id} failed, dumping anyway: ${errorMessage(err)}`);
+    } finally {
+      if (paused) {
+        await this.runc.pause(this.id).catch((err: unknown) => log.warn(`pausing ${this.id} again after its gc failed: ${errorMessage(err)}`));
+      }
+    }
   }
 
   async pids(): Promise<ProcessInfo[]> {

@@ -1,0 +1,198 @@
+/**
+ * The GC hook with real containers: Node.js and JVM containers that opt in (annotation
+ * io.pageshare.gc) compact their heaps right before CRIU dumps them, so their checkpoints
+ * hold fewer pages than the same app's without the hook; a restored container keeps the
+ * agent and compacts again at its next checkpoint; an agent that never answers, and a
+ * container with no managed runtime, do not block the checkpoint; a container that does not
+ * opt in gets nothing.
+ */
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { startContainerd, type Containerd } from './harness/containerd';
+import { buildBusyboxImage, importImage } from './harness/image';
+import { PAGESHARE_RUNTIME } from './harness/paths';
+import { NODE_CHURN_APP, jvmImageBuilder, nodeImageBuilder } from './harness/runtime-images';
+import { waitFor } from './harness/wait';
+import { PageStore } from '../shim/store/page-store';
+
+jest.setTimeout(300_000);
+
+const NODE_IMAGE = 'docker.io/library/pstest-gc-node:latest';
+const JVM_IMAGE = 'docker.io/library/pstest-gc-jvm:latest';
+const BUSYBOX_IMAGE = 'docker.io/library/pstest-gc-busybox:latest';
+const RT = ['--runtime', PAGESHARE_RUNTIME];
+const NS = 'default';
+
+// Loads the agent (NODE_OPTIONS), then blocks its event loop forever: the agent never answers.
+const NODE_STUCK = `require('fs').writeFileSync('/tmp/ready', 'ready'); for (;;) {}`;
+
+const JAVA_APP = `
+import java.nio.file.*;
+import java.util.*;
+public class Churn {
+  public static void main(String[] a) throws Exception {
+    List<byte[]> live = new ArrayList<>();
+    for (int i = 0; i < 24; i++) live.add(new byte[1 << 20]);
+    long rounds = 0;
+    while (true) {
+      List<Object> junk = new ArrayList<>();
+      for (int i = 0; i < 4000; i++) junk.add(new int[64 + (i % 64)]);
+      junk = null;
+      rounds++;
+      if (rounds == 400) Files.writeString(Path.of("/tmp/ready"), "ready");
+      Thread.sleep(2);
+    }
+  }
+}
+`;
+
+let workDir: string;
+let storeRoot: string;
+let gcRoot: string;
+let containerd: Containerd;
+
+async function waitReady(id: string): Promise<void> {
+  await waitFor(async () => (await containerd.ctr(['task', 'exec', '--exec-id', `r${Date.now()}`, id, '/usr/bin/node', '-e', "process.stdout.write(require('fs').readFileSync('/tmp/ready','utf8'))"])).stdout.includes('ready'), {
+    timeoutMs: 60_000,
+    intervalMs: 250,
+  });
+}
+
+/** Readiness for images without node: the file in the container's rootfs, from the host. */
+async function waitReadyFile(id: string): Promise<void> {
+  const pid = (await containerd.tasks()).find((t) => t.id === id)?.pid;
+  if (pid === undefined) throw new Error(`${id} has no task`);
+  await waitFor(() => fs.existsSync(`/proc/${pid}/root/tmp/ready`), { timeoutMs: 60_000, intervalMs: 250 });
+}
+
+async function checkpoint(id: string, ref: string): Promise<void> {
+  await containerd.ctrOk(['containers', 'checkpoint', '--task', '--image', '--rw', id, ref]);
+}
+
+/** Pages the last checkpoint of a container dumped (as the store recorded them). */
+function pagesDumped(containerId: string): number {
+  const store = PageStore.open(storeRoot);
+  try {
+    const mine = store.listCheckpoints().filter((c) => c.containerId === containerId);
+    if (mine.length === 0) throw new Error(`no checkpoint of ${containerId} in the store`);
+    return mine[mine.length - 1].pageCount;
+  } finally {
+    store.close();
+  }
+}
+
+function acks(containerId: string): Array<{ id: string; ok: boolean; method: string }> {
+  const dir = path.join(gcRoot, NS, containerId);
+  if (!fs.existsSync(dir)) return [];
+  return fs
+    .readdirSync(dir)
+    .filter((f) => f.startsWith('ack-'))
+    .map((f) => JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as { id: string; ok: boolean; method: string });
+}
+
+async function remove(id: string): Promise<void> {
+  await containerd.ctr(['task', 'kill', '-s', 'SIGKILL', id]);
+  await waitFor(async () => (await containerd.taskStatus(id)) !== 'RUNNING', { timeoutMs: 15_000 }).catch(() => undefined);
+  await containerd.ctr(['task', 'rm', '-f', id]);
+  await containerd.ctr(['container', 'rm', id]);
+}
+
+beforeAll(async () => {
+  workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'psgc-'));
+  storeRoot = path.join(workDir, 'store');
+  gcRoot = path.join(workDir, 'gc');
+  const node = await nodeImageBuilder(NODE_IMAGE);
+  node.builder.addContent('/app/app.js', NODE_CHURN_APP).addContent('/app/stuck.js', NODE_STUCK).setCmd(['/usr/bin/node', '/app/app.js']);
+  await node.builder.build(path.join(workDir, 'node.tar'));
+  const classes = path.join(workDir, 'classes');
+  fs.mkdirSync(classes);
+  fs.writeFileSync(path.join(classes, 'Churn.java'), JAVA_APP);
+  execFileSync('javac', ['-d', classes, path.join(classes, 'Churn.java')]);
+  const jvm = await jvmImageBuilder(JVM_IMAGE);
+  jvm.addFile('/app/Churn.class', path.join(classes, 'Churn.class')).setCmd(['/opt/jdk/bin/java', '-Xmx256m', '-cp', '/app', 'Churn']);
+  await jvm.build(path.join(workDir, 'jvm.tar'));
+  await buildBusyboxImage(path.join(workDir, 'busybox.tar'), BUSYBOX_IMAGE);
+  containerd = await startContainerd({ version: '1.7', env: { PAGESHARE_ROOT: storeRoot, PAGESHARE_GC_RUN_ROOT: gcRoot } });
+  for (const tar of ['node.tar', 'jvm.tar', 'busybox.tar']) await importImage(containerd, path.join(workDir, tar));
+});
+
+afterAll(async () => {
+  await containerd?.stop();
+  if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
+});
+
+it('compacts a Node.js heap before the dump: fewer pages than without the hook, and again after a restore', async () => {
+  await containerd.ctrOk(['run', '-d', ...RT, '--annotation', 'io.pageshare.gc=node', NODE_IMAGE, 'node-gc']);
+  await containerd.ctrOk(['run', '-d', ...RT, NODE_IMAGE, 'node-plain']);
+  await waitReady('node-gc');
+  await waitReady('node-plain');
+
+  await checkpoint('node-gc', 'docker.io/library/node-gc:1');
+  await checkpoint('node-plain', 'docker.io/library/node-plain:1');
+  const withHook = pagesDumped('node-gc');
+  const without = pagesDumped('node-plain');
+  expect(acks('node-gc')).toEqual([expect.objectContaining({ ok: true })]);
+  expect(acks('node-plain')).toEqual([]);
+  expect(withHook).toBeLessThan(without * 0.75);
+  // Both still run.
+  expect(await containerd.taskStatus('node-gc')).toBe('RUNNING');
+  expect(await containerd.taskStatus('node-plain')).toBe('RUNNING');
+
+  await remove('node-gc');
+  await containerd.ctrOk(['containers', 'restore', '--live', '--rw', 'node-gc-r', 'docker.io/library/node-gc:1']);
+  expect(await containerd.taskStatus('node-gc-r')).toBe('RUNNING');
+  const beat = async (): Promise<number> =>
+    Number((await containerd.ctrOk(['task', 'exec', '--exec-id', `b${Date.now()}`, 'node-gc-r', '/usr/bin/node', '-e', "process.stdout.write(require('fs').readFileSync('/tmp/beat','utf8'))"])).stdout);
+  const first = await beat();
+  await waitFor(async () => (await beat()) > first, { timeoutMs: 20_000 });
+  // The restored agent answers the next checkpoint, in the restored container's own dir.
+  await checkpoint('node-gc-r', 'docker.io/library/node-gc-r:1');
+  expect(acks('node-gc-r')).toEqual([expect.objectContaining({ ok: true })]);
+  await remove('node-gc-r');
+  await remove('node-plain');
+  // A container's request dir goes with it.
+  expect(fs.existsSync(path.join(gcRoot, NS, 'node-gc-r'))).toBe(false);
+});
+
+it('does not let an agent that never answers, or a container with no managed runtime, block the checkpoint', async () => {
+  await containerd.ctrOk(['run', '-d', ...RT, '--annotation', 'io.pageshare.gc=auto', '--annotation', 'io.pageshare.gc.timeout-ms=1500', NODE_IMAGE, 'stuck', '/usr/bin/node', '/app/stuck.js']);
+  await waitReadyFile('stuck');
+  await checkpoint('stuck', 'docker.io/library/stuck:1');
+  expect(acks('stuck')).toEqual([]);
+  expect(await containerd.taskStatus('stuck')).toBe('RUNNING');
+  await remove('stuck');
+
+  await containerd.ctrOk(['run', '-d', ...RT, '--annotation', 'io.pageshare.gc=auto', BUSYBOX_IMAGE, 'plain-sh', 'sh', '-c', 'echo ready > /tmp/ready; sleep 600']);
+  await waitReadyFile('plain-sh');
+  await checkpoint('plain-sh', 'docker.io/library/plain-sh:1');
+  expect(await containerd.taskStatus('plain-sh')).toBe('RUNNING');
+  await remove('plain-sh');
+});
+
+it('leaves a container that does not opt in as it was: no mounts, no NODE_OPTIONS', async () => {
+  await containerd.ctrOk(['run', '-d', ...RT, NODE_IMAGE, 'untouched']);
+  await waitReady('untouched');
+  const r = await containerd.ctrOk(['task', 'exec', '--exec-id', 'look', 'untouched', '/usr/bin/node', '-e', "process.stdout.write(JSON.stringify([process.env.NODE_OPTIONS ?? null, require('fs').existsSync('/.pageshare')]))"]);
+  expect(JSON.parse(r.stdout)).toEqual([null, false]);
+  await remove('untouched');
+});
+
+it('compacts a JVM heap through the attach mechanism: fewer pages than without the hook', async () => {
+  await containerd.ctrOk(['run', '-d', ...RT, '--annotation', 'io.pageshare.gc=jvm', JVM_IMAGE, 'jvm-gc']);
+  await containerd.ctrOk(['run', '-d', ...RT, JVM_IMAGE, 'jvm-plain']);
+  await waitReadyFile('jvm-gc');
+  await waitReadyFile('jvm-plain');
+  await checkpoint('jvm-gc', 'docker.io/library/jvm-gc:1');
+  await checkpoint('jvm-plain', 'docker.io/library/jvm-plain:1');
+  const withHook = pagesDumped('jvm-gc');
+  const without = pagesDumped('jvm-plain');
+  expect(withHook).toBeLessThan(without * 0.75);
+  expect(await containerd.taskStatus('jvm-gc')).toBe('RUNNING');
+  await remove('jvm-gc');
+  await containerd.ctrOk(['containers', 'restore', '--live', '--rw', 'jvm-gc-r', 'docker.io/library/jvm-gc:1']);
+  expect(await containerd.taskStatus('jvm-gc-r')).toBe('RUNNING');
+  await remove('jvm-gc-r');
+  await remove('jvm-plain');
+});
