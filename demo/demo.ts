@@ -32,14 +32,22 @@ function mib(bytes: number): string {
   return `${(bytes / 1048576).toFixed(1)} MiB`;
 }
 
-function storeFigures(root: string): string {
+/** Opens the store once the shim has indexed what it just checkpointed (right after the call). */
+async function settledStore<T>(root: string, use: (store: PageStore) => T): Promise<T> {
   const store = PageStore.open(root);
   try {
-    const s = store.stats();
-    return `${s.checkpoints} checkpoint(s): logical ${mib(s.logicalBytes)}, stored ${mib(s.storedBytes)}, on disk ${mib(s.physicalBytes)}, dedup ratio ${s.dedupRatio?.toFixed(2) ?? '-'}`;
+    await store.awaitPendingIngests();
+    return use(store);
   } finally {
     store.close();
   }
+}
+
+async function storeFigures(root: string): Promise<string> {
+  return settledStore(root, (store) => {
+    const s = store.stats();
+    return `${s.checkpoints} checkpoint(s): logical ${mib(s.logicalBytes)}, stored ${mib(s.storedBytes)}, on disk ${mib(s.physicalBytes)}, dedup ratio ${s.dedupRatio?.toFixed(2) ?? '-'}`;
+  });
 }
 
 function memoryOf(pid: number): string {
@@ -107,7 +115,7 @@ async function main(): Promise<void> {
     for (const n of [1, 2]) {
       const t0 = Date.now();
       await containerd.ctrOk(['containers', 'checkpoint', '--task', '--image', '--rw', 'demo-app', `docker.io/library/demo-app:cp${n}`]);
-      show(`checkpoint ${n} in ${Date.now() - t0} ms (the app's counter is at ${await count('demo-app')}); ${storeFigures(storeRoot)}`);
+      show(`checkpoint ${n} in ${Date.now() - t0} ms (the app's counter is at ${await count('demo-app')}); ${await storeFigures(storeRoot)}`);
       // containerd 1.7 cannot hold two checkpoint images of one container whose blobs match.
       if (n === 1) await containerd.ctrOk(['images', 'rm', 'docker.io/library/demo-app:cp1']);
     }
@@ -136,20 +144,17 @@ async function main(): Promise<void> {
     const ready = async (id: string): Promise<boolean> =>
       (await containerd!.ctr(['task', 'exec', '--exec-id', `r${Date.now()}`, id, '/usr/bin/node', '-e', "require('fs').accessSync('/tmp/ready')"])).code === 0;
     await waitFor(async () => (await ready('churn-gc')) && (await ready('churn-plain')), { timeoutMs: 60_000, intervalMs: 250 });
-    const pagesOf = (id: string): number => {
-      const store = PageStore.open(storeRoot);
-      try {
-        return store.listCheckpoints().filter((c) => c.containerId === id).slice(-1)[0]?.pageCount ?? 0;
-      } finally {
-        store.close();
-      }
-    };
+    const pagesOf = (id: string): Promise<number> =>
+      settledStore(storeRoot, (store) => store.listCheckpoints().filter((c) => c.containerId === id).slice(-1)[0]?.pageCount ?? 0);
+    const dumped: Record<string, number> = {};
     for (const id of ['churn-plain', 'churn-gc']) {
       const t = Date.now();
       await containerd.ctrOk(['containers', 'checkpoint', '--task', '--image', '--rw', id, `docker.io/library/${id}:1`]);
-      show(`${id}: checkpoint in ${Date.now() - t} ms, ${pagesOf(id)} pages dumped (${mib(pagesOf(id) * 4096)})`);
+      const ms = Date.now() - t;
+      dumped[id] = await pagesOf(id);
+      show(`${id}: checkpoint in ${ms} ms, ${dumped[id]} pages dumped (${mib(dumped[id] * 4096)})`);
     }
-    show(`with the hook: ${Math.round((1 - pagesOf('churn-gc') / pagesOf('churn-plain')) * 100)}% fewer pages`);
+    show(`with the hook: ${Math.round((1 - dumped['churn-gc'] / dumped['churn-plain']) * 100)}% fewer pages`);
     for (const id of ['churn-gc', 'churn-plain']) {
       await containerd.ctrOk(['task', 'kill', '-s', 'SIGKILL', id]);
       await waitFor(async () => (await containerd!.taskStatus(id)) === 'STOPPED', { timeoutMs: 10_000 });

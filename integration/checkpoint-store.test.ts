@@ -51,6 +51,7 @@ async function checkpoint(id: string, ref: string): Promise<void> {
 async function withStore<T>(use: (store: PageStore) => T | Promise<T>): Promise<T> {
   const store = PageStore.open(storeRoot);
   try {
+    await store.awaitPendingIngests(); // the shim indexes a checkpoint just after the call
     return await use(store);
   } finally {
     store.close();

@@ -46,6 +46,7 @@ it('checkpoints with nil options and restores with stdio re-attached', async () 
   expect((await docker.dockerOk(['inspect', '-f', '{{.State.Running}}', name])).stdout.trim()).toBe('true');
   const store = PageStore.open(path.join(workDir, 'store'));
   try {
+    await store.awaitPendingIngests();
     expect(store.listCheckpoints().length).toBe(1);
   } finally {
     store.close();

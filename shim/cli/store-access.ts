@@ -22,6 +22,8 @@ export async function withExistingStore<T>(root: string, fn: (store: PageStore) 
   if (!storeExists(root)) return absent();
   const store = PageStore.open(root);
   try {
+    // A checkpoint taken a moment ago is indexed just after its call returned: show it.
+    await store.awaitPendingIngests();
     return await fn(store);
   } finally {
     store.close();

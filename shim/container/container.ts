@@ -204,6 +204,8 @@ export class Container {
         agentFile: path.join(agentsDir(), NODE_AGENT_FILE),
         gcDir: gc.runDir,
       });
+      // What the hook did at the last checkpoint, for operators (and tests): next to the acks.
+      fs.writeFileSync(path.join(gc.runDir, 'last-gc.json'), JSON.stringify({ at: new Date().toISOString(), ms: Date.now() - started, outcomes }));
       const summary = outcomes.map((o) => `${o.runtime} pid ${o.pid} ${o.ok ? 'ok' : 'FAILED'} in ${o.ms} ms: ${o.detail}`);
       log.info(`gc before checkpoint of ${this.id}: ${outcomes.length} managed runtime(s) in ${Date.now() - started} ms${summary.length > 0 ? `; ${summary.join('; ')}` : ''}`);
     } catch (err) {

@@ -419,6 +419,21 @@ export class PageStore {
   }
 
   /**
+   * Wait until every ingest made durable so far is indexed (a checkpoint is listed from then
+   * on): a live writer finishes its own, a dead one's is indexed here.
+   */
+  async awaitPendingIngests(wait: LockWaitOptions = {}): Promise<void> {
+    this.requireOpen();
+    if (listPendingIngests(this.layout.pendingDir).length === 0) return;
+    const lock = await this.lock(this.layout.writerLock, true, 'indexing pending ingests', wait);
+    try {
+      this.replayPendingIngests();
+    } finally {
+      lock.release();
+    }
+  }
+
+  /**
    * Index every pending record (the caller holds the writer lock). A record whose checkpoint
    * the index has is only removed; an unreadable one is renamed *.unreadable and left.
    */
