@@ -75,21 +75,29 @@ afterAll(async () => {
 it('fails only the restore that needs a corrupt page, naming checkpoint and page', async () => {
   await runHolding('good', 256);
   await checkpoint('good', 'docker.io/library/good:1');
+  const lastPack = (): Promise<string> =>
+    withStore((s) => {
+      const packs = fs.readdirSync(path.join(s.root, 'packs')).sort();
+      return path.join(s.root, 'packs', packs[packs.length - 1]!);
+    });
+  const goodEnd = fs.statSync(await lastPack()).size;
   await runHolding('bad', 256);
   await checkpoint('bad', 'docker.io/library/bad:1');
   await remove('good');
   await remove('bad');
   const badId = await withStore((s) => s.listCheckpoints().find((c) => c.containerId === 'bad')!.id);
-  // bad's new pages were appended after good's: its last page is bad's alone.
-  const pack = await withStore((s) => {
-    const packs = fs.readdirSync(path.join(s.root, 'packs')).sort();
-    return path.join(s.root, 'packs', packs[packs.length - 1]!);
-  });
-  const size = fs.statSync(pack).size;
+  // bad's new pages were appended after good's; one that is all base64 text holds its random
+  // data, which no other container has (a page of its shell's stack might not be so unique).
+  const pack = await lastPack();
   const fd = fs.openSync(pack, 'r+');
-  const byte = Buffer.alloc(1);
-  fs.readSync(fd, byte, 0, 1, size - 100);
-  fs.writeSync(fd, Buffer.from([byte[0]! ^ 0xff]), 0, 1, size - 100);
+  const page = Buffer.alloc(4096);
+  let victim = -1;
+  for (let at = goodEnd; at + 4096 <= fs.statSync(pack).size && victim < 0; at += 4096) {
+    fs.readSync(fd, page, 0, 4096, at);
+    if (/^[A-Za-z0-9+/=\n]{4096}$/.test(page.toString('latin1'))) victim = at;
+  }
+  expect(victim).toBeGreaterThanOrEqual(goodEnd);
+  fs.writeSync(fd, Buffer.from([page[100]! ^ 0xff]), 0, 1, victim + 100);
   fs.closeSync(fd);
 
   const failed = await containerd.ctr(['containers', 'restore', '--live', '--rw', 'bad-r', 'docker.io/library/bad:1']);

@@ -352,22 +352,29 @@ export class IngestSession {
       return;
     }
     if (this.stateValue !== 'open') return;
-    try {
-      for (const p of this.packs) {
-        const w = p.writer;
-        if (w === undefined) continue;
-        if (w.isNew) {
-          w.close();
-          fs.rmSync(w.file, { force: true });
-        } else {
-          w.truncate(p.startLength);
+    this.stateValue = 'aborted';
+    // Writes still on the thread pool must land before the pack is cut back and the lock
+    // goes: a write landing after the next writer appended would overwrite its pages.
+    const writers = this.packs.map((p) => p.writer).filter((w): w is PackWriter => w !== undefined);
+    void Promise.all(writers.map((w) => w.settled())).then(() => {
+      try {
+        for (const p of this.packs) {
+          const w = p.writer;
+          if (w === undefined) continue;
+          if (w.isNew) {
+            w.close();
+            fs.rmSync(w.file, { force: true });
+          } else {
+            w.truncate(p.startLength);
+          }
         }
+      } catch {
+        // What is left is garbage the next ingest or gc removes.
+      } finally {
+        this.closeWriters();
+        this.finish('aborted');
       }
-    } finally {
-      // Even if tidying up failed: what is left is garbage the next ingest or gc removes.
-      this.closeWriters();
-      this.finish('aborted');
-    }
+    });
   }
 
   private requireOpen(operation: string): void {

@@ -154,6 +154,11 @@ export class PackWriter {
     this.unsyncedBytes = 0;
   }
 
+  /** Resolves when every write and background fdatasync started so far has ended (never rejects). */
+  async settled(): Promise<void> {
+    await Promise.allSettled([...this.inFlight, ...this.earlySyncs]);
+  }
+
   private async settleEarlySyncs(): Promise<void> {
     await Promise.allSettled(this.inFlight.splice(0));
     await Promise.all(this.earlySyncs.splice(0));
