@@ -19,6 +19,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { errorMessage } from '../log/logger';
+import { namespacePid, processExited, readNoFollow, readStatus, signalInMask } from './proc-info';
 
 const SIGQUIT = 3;
 /** Heap free ratios while collecting: the heap shrinks to its live data plus 10 %. Min must stay <= Max. */
@@ -120,7 +121,9 @@ export async function compactJvm(pid: number, options: JvmGcOptions): Promise<Jv
   const done = (result: Omit<JvmGcResult, 'ms'>): JvmGcResult => ({ ...result, ms: Date.now() - started });
   let target: AttachTarget;
   try {
-    target = new AttachTarget(pid, namespacePid(pid), options.signal);
+    const nsPid = namespacePid(pid);
+    if (nsPid === undefined) throw new JvmAttachError('EXITED', 'the JVM exited');
+    target = new AttachTarget(pid, nsPid, options.signal);
   } catch (err) {
     return done({ ok: false, failure: 'EXITED', detail: errorMessage(err) });
   }
@@ -318,7 +321,7 @@ function jvmOptionsOf(pid: number, nsPid: number): string {
     if (lstatOrUndefined(tmp)?.isDirectory() === true) {
       for (const dir of fs.readdirSync(tmp)) {
         if (!dir.startsWith('hsperfdata_')) continue;
-        const perfData = readNoFollow(path.join(tmp, dir, String(nsPid)), 64 * 1024);
+        const perfData = readNoFollow(path.join(tmp, dir, String(nsPid)), 64 * 1024)?.toString('latin1');
         const vmArgs = perfData && /java\.rt\.vmArgs\0+([^\0]*)/.exec(perfData);
         if (vmArgs) parts.push(vmArgs[1]);
       }
@@ -346,36 +349,6 @@ async function waitForRssToSettle(pid: number, deadline: number, abort: AbortSig
   }
 }
 
-function readNoFollow(file: string, maxBytes: number): string | undefined {
-  let fd: number;
-  try {
-    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
-  } catch {
-    return undefined;
-  }
-  try {
-    const buf = Buffer.alloc(maxBytes);
-    return buf.subarray(0, fs.readSync(fd, buf, 0, maxBytes, 0)).toString('latin1');
-  } catch {
-    return undefined;
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
-function readStatus(pid: number): string | undefined {
-  try {
-    return fs.readFileSync(`/proc/${pid}/status`, 'latin1');
-  } catch {
-    return undefined;
-  }
-}
-
-function signalInMask(status: string, mask: 'SigCgt' | 'SigBlk', signo: number): boolean {
-  const match = new RegExp(`^${mask}:\\s+([0-9a-f]+)`, 'm').exec(status);
-  return match !== null && ((BigInt(`0x${match[1]}`) >> BigInt(signo - 1)) & 1n) === 1n;
-}
-
 /** Effective uid/gid as the host sees them. */
 function ownerOf(status: string): { uid: number; gid: number } {
   const uid = /^Uid:\s+\d+\s+(\d+)/m.exec(status);
@@ -383,28 +356,9 @@ function ownerOf(status: string): { uid: number; gid: number } {
   return { uid: uid ? Number(uid[1]) : 0, gid: gid ? Number(gid[1]) : 0 };
 }
 
-function namespacePid(pid: number): number {
-  const status = readStatus(pid);
-  if (status === undefined) throw new JvmAttachError('EXITED', 'the JVM exited');
-  const match = /^NSpid:\s+(.*)$/m.exec(status);
-  if (!match) return pid;
-  const levels = match[1].trim().split(/\s+/);
-  return Number(levels[levels.length - 1]);
-}
-
 function vmRssKiB(pid: number): number | undefined {
   const match = /^VmRSS:\s+(\d+)/m.exec(readStatus(pid) ?? '');
   return match ? Number(match[1]) : undefined;
-}
-
-function processExited(pid: number): boolean {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
-    const state = stat.charAt(stat.lastIndexOf(')') + 2);
-    return state === 'Z' || state === 'X';
-  } catch {
-    return true;
-  }
 }
 
 function lstatOrUndefined(file: string): fs.Stats | undefined {

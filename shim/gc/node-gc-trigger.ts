@@ -8,6 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { errorMessage } from '../log/logger';
+import { namespacePid, processExited, readNoFollow, readStatus, signalInMask } from './proc-info';
 
 /** The agent's signal; its default action is "ignore", so a wrong pick harms nothing. */
 const AGENT_SIGNAL = 'SIGURG';
@@ -78,7 +79,9 @@ export async function requestNodeGc(pids: readonly number[], gcDir: string, dead
   const waiting = new Map<number, string>(); // host pid -> its ack file
   for (const pid of pids) {
     try {
-      const ackFile = path.join(gcDir, `ack-${namespacePid(pid)}`);
+      const nsPid = namespacePid(pid);
+      if (nsPid === undefined) throw new Error(`process ${pid} is gone`);
+      const ackFile = path.join(gcDir, `ack-${nsPid}`);
       fs.rmSync(ackFile, { force: true }); // an old round's ack (unlink does not follow links)
       process.kill(pid, AGENT_SIGNAL);
       waiting.set(pid, ackFile);
@@ -135,21 +138,8 @@ function writeRequest(gcDir: string, requestId: string): void {
 
 /** The ack in `file`, or undefined while there is none (or it is not an ack). */
 function readAck(file: string): NodeGcAck | undefined {
-  let fd: number;
-  try {
-    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
-  } catch {
-    return undefined;
-  }
-  try {
-    const buf = Buffer.alloc(ACK_MAX_BYTES);
-    const n = fs.readSync(fd, buf, 0, buf.length, 0);
-    return parseAck(buf.subarray(0, n).toString('utf8'));
-  } catch {
-    return undefined; // a FIFO or directory planted under the name, or a read error
-  } finally {
-    fs.closeSync(fd);
-  }
+  const data = readNoFollow(file, ACK_MAX_BYTES);
+  return data === undefined ? undefined : parseAck(data.toString('utf8'));
 }
 
 export function parseAck(text: string): NodeGcAck | undefined {
@@ -203,36 +193,6 @@ function hasFdOn(pid: number, file: AgentFileId): boolean {
   return false;
 }
 
-function readStatus(pid: number): string | undefined {
-  try {
-    return fs.readFileSync(`/proc/${pid}/status`, 'latin1');
-  } catch {
-    return undefined;
-  }
-}
-
 function catchesSignal(pid: number, signo: number): boolean {
-  const match = /^SigCgt:\s+([0-9a-f]+)/m.exec(readStatus(pid) ?? '');
-  return match !== null && ((BigInt(`0x${match[1]}`) >> BigInt(signo - 1)) & 1n) === 1n;
-}
-
-/** The pid in the process's innermost pid namespace: the one the agent names its ack after. */
-function namespacePid(pid: number): number {
-  const status = readStatus(pid);
-  if (status === undefined) throw new Error(`process ${pid} is gone`);
-  const match = /^NSpid:\s+(.*)$/m.exec(status);
-  if (!match) return pid; // kernel without NSpid (< 4.1): no pid namespaces to translate
-  const levels = match[1].trim().split(/\s+/);
-  return Number(levels[levels.length - 1]);
-}
-
-/** Gone, or a zombie: either way it will never ack. */
-function processExited(pid: number): boolean {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
-    const state = stat.charAt(stat.lastIndexOf(')') + 2); // after "pid (comm) "; comm may hold ')'
-    return state === 'Z' || state === 'X';
-  } catch {
-    return true;
-  }
+  return signalInMask(readStatus(pid) ?? '', 'SigCgt', signo);
 }
