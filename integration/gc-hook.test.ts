@@ -6,14 +6,13 @@
  * container with no managed runtime, do not block the checkpoint; a container that does not
  * opt in gets nothing.
  */
-import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { startContainerd, type Containerd } from './harness/containerd';
 import { buildBusyboxImage, importImage } from './harness/image';
 import { PAGESHARE_RUNTIME } from './harness/paths';
-import { NODE_CHURN_APP, jvmImageBuilder, nodeImageBuilder } from './harness/runtime-images';
+import { NODE_CHURN_APP, buildJavaAppImage, javaChurn, nodeImageBuilder } from './harness/runtime-images';
 import { waitFor } from './harness/wait';
 import { PageStore } from '../shim/store/page-store';
 
@@ -28,28 +27,15 @@ const NS = 'default';
 // Loads the agent (NODE_OPTIONS), then blocks its event loop forever: the agent never answers.
 const NODE_STUCK = `require('fs').writeFileSync('/tmp/ready', 'ready'); for (;;) {}`;
 
-// Like the Node.js app: 24 MiB kept, and ~1 MiB a round kept for 30 rounds then dropped
-// (about 100 MiB/s), so the old regions fill with garbage between collections. Run with
-// -Xms16m: G1 never shrinks the heap below its initial size (without -Xms, 1/64 of RAM up to
-// -Xmx, here all of it), and then the hook's GC runs but gives nothing back.
+// Like the Node.js app (javaChurn), after 24 MiB kept for good. Run with -Xms16m: G1 never
+// shrinks the heap below its initial size (without -Xms, 1/64 of RAM up to -Xmx, here all of
+// it), and then the hook's GC runs but gives nothing back.
 const JAVA_APP = `
-import java.nio.file.*;
-import java.util.*;
 public class Churn {
   public static void main(String[] a) throws Exception {
-    List<byte[]> live = new ArrayList<>();
+    java.util.List<byte[]> live = new java.util.ArrayList<>();
     for (int i = 0; i < 24; i++) live.add(new byte[1 << 20]);
-    ArrayDeque<List<int[]>> window = new ArrayDeque<>();
-    long rounds = 0;
-    while (true) {
-      List<int[]> junk = new ArrayList<>();
-      for (int i = 0; i < 1000; i++) junk.add(new int[200 + (i % 50)]);
-      window.add(junk);
-      if (window.size() > 30) window.poll();
-      rounds++;
-      if (rounds == 300) Files.writeString(Path.of("/tmp/ready"), "ready");
-      Thread.sleep(10);
-    }
+${javaChurn(300)}
   }
 }
 `;
@@ -124,13 +110,7 @@ beforeAll(async () => {
   const node = await nodeImageBuilder(NODE_IMAGE);
   node.builder.addContent('/app/app.js', NODE_CHURN_APP).addContent('/app/stuck.js', NODE_STUCK).setCmd(['/usr/bin/node', '/app/app.js']);
   await node.builder.build(path.join(workDir, 'node.tar'));
-  const classes = path.join(workDir, 'classes');
-  fs.mkdirSync(classes);
-  fs.writeFileSync(path.join(classes, 'Churn.java'), JAVA_APP);
-  execFileSync('javac', ['-d', classes, path.join(classes, 'Churn.java')]);
-  const jvm = await jvmImageBuilder(JVM_IMAGE);
-  jvm.addFile('/app/Churn.class', path.join(classes, 'Churn.class')).setCmd(['/opt/jdk/bin/java', '-Xms16m', '-Xmx256m', '-cp', '/app', 'Churn']);
-  await jvm.build(path.join(workDir, 'jvm.tar'));
+  await buildJavaAppImage(JVM_IMAGE, 'Churn', JAVA_APP, ['-Xms16m', '-Xmx256m'], workDir, path.join(workDir, 'jvm.tar'));
   await buildBusyboxImage(path.join(workDir, 'busybox.tar'), BUSYBOX_IMAGE);
   containerd = await startContainerd({ version: '1.7', env: { PAGESHARE_ROOT: storeRoot, PAGESHARE_GC_RUN_ROOT: gcRoot } });
   for (const tar of ['node.tar', 'jvm.tar', 'busybox.tar']) await importImage(containerd, path.join(workDir, tar));

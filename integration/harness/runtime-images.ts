@@ -1,6 +1,7 @@
 // Images with a managed runtime copied from the host: Node.js (the host's node binary and
 // the libraries ldd names) and a JVM (the host's JDK 17 directory and its libraries). No
 // registry is reachable, and these run exactly the runtimes the host has.
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ImageBuilder } from './image';
@@ -67,6 +68,9 @@ export async function jvmImageBuilder(name: string): Promise<ImageBuilder> {
   b.addEmptyDir('/opt/jdk');
   for (const part of ['bin', 'conf', 'lib']) b.addDir(path.join(JDK_DIR, part), `/opt/jdk/${part}`);
   b.addFile('/opt/jdk/release', path.join(JDK_DIR, 'release'));
+  // Debian's conf/ holds symlinks into /etc (java.security among them): bring their targets.
+  const etc = '/etc/java-17-openjdk';
+  if (fs.existsSync(etc)) b.addDir(etc, etc);
   const added = new Set<string>();
   await addLibraries(b, path.join(JDK_DIR, 'bin', 'java'), added);
   await addLibraries(b, path.join(JDK_DIR, 'lib', 'server', 'libjvm.so'), added);
@@ -80,15 +84,12 @@ export async function jvmImageBuilder(name: string): Promise<ImageBuilder> {
 }
 
 /**
- * A Node.js app whose heap is mostly garbage: ~24 MiB kept for good, and objects kept for ~30
- * rounds then dropped, so they reach the old space and pile up between major GCs (about 100
- * MiB anonymous memory, ~33 MiB after a compacting GC). Writes /tmp/ready once it has churned
- * for ~2 s and /tmp/beat (a counter) every 5 rounds.
+ * JS that makes a heap mostly garbage: objects kept for ~30 rounds then dropped (~1 MiB a
+ * round, every 5 ms), so they reach the old space and pile up between major GCs. Writes
+ * /tmp/ready after `readyRounds` rounds and /tmp/beat (a counter) every 5 rounds.
  */
-export const NODE_CHURN_APP = `
-const fs = require('fs');
-const live = [];
-for (let i = 0; i < 24; i++) live.push(Buffer.alloc(1 << 20, 65 + i).toString('latin1'));
+export function nodeChurn(readyRounds: number): string {
+  return `
 const window = [];
 let rounds = 0;
 (function churn() {
@@ -97,8 +98,46 @@ let rounds = 0;
   window.push(junk);
   if (window.length > 30) window.shift();
   rounds++;
-  if (rounds === 400) fs.writeFileSync('/tmp/ready', 'ready');
-  if (rounds % 5 === 0) fs.writeFileSync('/tmp/beat', String(rounds));
+  if (rounds === ${readyRounds}) require('fs').writeFileSync('/tmp/ready', 'ready');
+  if (rounds % 5 === 0) require('fs').writeFileSync('/tmp/beat', String(rounds));
   setTimeout(churn, 5);
 })();
 `;
+}
+
+/** A Node.js app whose heap is mostly garbage: 24 MiB kept for good and nodeChurn (about 100 MiB anonymous memory, ~33 MiB after a compacting GC). */
+export const NODE_CHURN_APP = `
+const live = [];
+for (let i = 0; i < 24; i++) live.push(Buffer.alloc(1 << 20, 65 + i).toString('latin1'));
+${nodeChurn(400)}`;
+
+/** Java statements (in a method that throws Exception) that churn as nodeChurn does, forever, every 10 ms. */
+export function javaChurn(readyRounds: number): string {
+  return `
+    java.util.ArrayDeque<java.util.List<int[]>> window = new java.util.ArrayDeque<>();
+    long rounds = 0;
+    while (true) {
+      java.util.List<int[]> junk = new java.util.ArrayList<>();
+      for (int i = 0; i < 1000; i++) junk.add(new int[200 + (i % 50)]);
+      window.add(junk);
+      if (window.size() > 30) window.poll();
+      if (++rounds == ${readyRounds}) java.nio.file.Files.writeString(java.nio.file.Path.of("/tmp/ready"), "ready");
+      Thread.sleep(10);
+    }`;
+}
+
+/**
+ * jvmImageBuilder with one class compiled from `source` (javac, in workDir) as /app, run with
+ * `javaOptions` (e.g. -Xms16m: G1 never shrinks the heap below its initial size, by default
+ * 1/64 of RAM up to -Xmx). Builds the image tar at outPath.
+ */
+export async function buildJavaAppImage(name: string, className: string, source: string, javaOptions: readonly string[], workDir: string, outPath: string): Promise<void> {
+  const classes = path.join(workDir, `classes-${className}`);
+  fs.mkdirSync(classes, { recursive: true });
+  fs.writeFileSync(path.join(classes, `${className}.java`), source);
+  execFileSync('javac', ['-d', classes, path.join(classes, `${className}.java`)]);
+  const b = await jvmImageBuilder(name);
+  b.addFile(`/app/${className}.class`, path.join(classes, `${className}.class`));
+  b.setCmd(['/opt/jdk/bin/java', ...javaOptions, '-cp', '/app', className]);
+  await b.build(outPath);
+}
