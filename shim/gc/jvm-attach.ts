@@ -1,7 +1,7 @@
 // A HotSpot dynamic-attach client (the protocol jattach and jcmd speak) that makes a JVM
 // collect and return its free heap: lower Min/MaxHeapFreeRatio, `jcmd GC.run`, `jcmd
-// System.trim_native_heap`, wait for RSS to settle (G1 uncommits freed regions concurrently,
-// after GC.run has returned), then restore the ratios.
+// System.trim_native_heap`, restore the ratios, then wait for RSS to settle (G1 uncommits
+// freed regions concurrently, after GC.run has returned).
 //
 // The JVM may live in another mount namespace: every path goes through /proc/<pid>/root or
 // /proc/<pid>/cwd, and since those trees belong to the container, the last component is
@@ -136,8 +136,6 @@ export async function compactJvm(pid: number, options: JvmGcOptions): Promise<Jv
   const gcDeadline = options.deadline - Math.min(RESTORE_RESERVE_MS, (options.deadline - started) / 4);
   const notes: string[] = [];
   const saved: { min?: number; max?: number } = {};
-  let settle: { settled: boolean; ms: number } | undefined;
-  let rssAfterKiB: number | undefined;
   let failure: JvmAttachError | undefined;
   try {
     notes.push(await ensureListener(target, policy, gcDeadline));
@@ -157,10 +155,6 @@ export async function compactJvm(pid: number, options: JvmGcOptions): Promise<Jv
     notes.push(`${collector} GC.run ×${runs} ${Date.now() - gcStarted} ms`);
     // JDK >= 17.0.9; older ones answer with an error, which changes nothing.
     await target.command(gcDeadline, 'jcmd', 'System.trim_native_heap').catch(() => undefined);
-    // Wait with the low ratios still set: restored first, they let the still-running app
-    // grow the heap back (G1 expands after young GCs) before the container is frozen.
-    settle = await waitForRssToSettle(pid, gcDeadline, options.signal);
-    rssAfterKiB = vmRssKiB(pid);
   } catch (err) {
     failure = err instanceof JvmAttachError ? err : new JvmAttachError('COMMAND_FAILED', errorMessage(err));
     if (failure.reason !== 'EXITED' && processExited(pid)) failure = new JvmAttachError('EXITED', 'the JVM exited during the GC');
@@ -180,7 +174,9 @@ export async function compactJvm(pid: number, options: JvmGcOptions): Promise<Jv
   }
   if (failure) return done({ ok: false, failure: failure.reason, detail: [failure.message, ...notes].join('; '), rssBeforeKiB });
 
-  if (settle !== undefined) notes.push(settle.settled ? `RSS settled after ${settle.ms} ms` : `RSS still falling after ${settle.ms} ms`);
+  const settle = await waitForRssToSettle(pid, options.deadline, options.signal);
+  notes.push(settle.settled ? `RSS settled after ${settle.ms} ms` : `RSS still falling after ${settle.ms} ms`);
+  const rssAfterKiB = vmRssKiB(pid);
   if (rssBeforeKiB !== undefined && rssAfterKiB !== undefined) notes.push(`RSS ${mib(rssBeforeKiB)} → ${mib(rssAfterKiB)} MiB`);
   return done({ ok: true, detail: notes.join(', '), rssBeforeKiB, rssAfterKiB });
 }
