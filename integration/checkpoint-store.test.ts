@@ -158,6 +158,9 @@ it('survives a shim server killed in the middle of a page ingest', async () => {
   expect(await withStore((s) => s.listCheckpoints().some((c) => c.containerId === 'crash'))).toBe(false);
 
   await runHolding('after', 256);
+  // The new server swept the dead one's dump dir (CRIU's images of 'crash').
+  const deadScratch = (): string[] => fs.readdirSync(path.join(storeRoot, 'scratch')).filter((n) => n.startsWith(`dump-p${shimPid}-`));
+  await waitFor(() => deadScratch().length === 0, { timeoutMs: 10_000 });
   await checkpoint('after', 'docker.io/library/after:1');
   await remove('after');
   await containerd.ctrOk(['containers', 'restore', '--live', '--rw', 'after-r', 'docker.io/library/after:1']);

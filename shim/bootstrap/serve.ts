@@ -11,6 +11,7 @@ import { TaskService } from '../service/task-service';
 import { bootstrapVersionFor, containerdVersion } from './containerd-version';
 import { TtrpcServer } from '../ttrpc/ttrpc-server';
 import { removeServerFiles, shimServerFiles, type ServerEndpoints } from './shim-socket';
+import { sweepStaleScratch } from '../checkpoint/scratch-dir';
 
 /** An idle server lingers this long after its last container, so a `start` that just
  * found it alive is not left pointing at a socket that vanished. */
@@ -78,6 +79,9 @@ export async function serve(address: string, namespace: string): Promise<void> {
   fs.writeFileSync(files.bootstrap, JSON.stringify(endpoints));
   fs.writeFileSync(files.pid, String(process.pid));
   log.info(`serving ${namespace} on ${files.socket}`, { pid: process.pid });
+  // A server killed mid-dump leaves CRIU's images in the store's scratch dir: sweep those.
+  const swept = sweepStaleScratch();
+  if (swept.length > 0) log.info(`removing ${swept.length} scratch dir(s) of servers that are gone`);
   process.on('SIGTERM', () => {
     log.info('SIGTERM: exiting; containerd cleans up the containers it still knew through `delete`');
     removeServerFiles(files, problemCount() > 0);

@@ -2,7 +2,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { PageStore } from '../store/page-store';
-import { makeScratchDir } from './scratch-dir';
+import { makeScratchDir, sweepStaleScratch } from './scratch-dir';
+
+async function waitFor(done: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !done(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+}
 
 describe('makeScratchDir', () => {
   let root: string;
@@ -26,5 +30,17 @@ describe('makeScratchDir', () => {
 
   it('gives each call its own dir', () => {
     expect(makeScratchDir('restore', 'c1', root)).not.toBe(makeScratchDir('restore', 'c1', root));
+  });
+
+  it('sweeps the dirs of owners that are gone, and only those', async () => {
+    const mine = makeScratchDir('dump', 'c1', root);
+    expect(path.basename(mine)).toMatch(new RegExp(`^dump-p${process.pid}-c1-`));
+    const dead = path.join(root, 'scratch', 'restore-p999999999-c2-abc');
+    const unowned = path.join(root, 'scratch', 'dump-c3-old');
+    for (const d of [dead, unowned]) fs.mkdirSync(path.join(d, 'images'), { recursive: true });
+    expect(sweepStaleScratch(root, (pid) => pid === process.pid)).toEqual([dead]);
+    await waitFor(() => !fs.existsSync(dead));
+    expect(fs.existsSync(mine)).toBe(true);
+    expect(fs.existsSync(unowned)).toBe(true);
   });
 });

@@ -10,10 +10,46 @@ export function scratchRoot(root = defaultStoreRoot()): string {
   return path.join(root, 'scratch');
 }
 
+/** The name says which process owns the dir, so that a later server can sweep a dead one's. */
 export function makeScratchDir(kind: 'dump' | 'restore', containerId: string, root = defaultStoreRoot()): string {
   const parent = scratchRoot(root);
   fs.mkdirSync(parent, { recursive: true, mode: 0o700 });
-  return fs.mkdtempSync(path.join(parent, `${kind}-${containerId.slice(0, 40)}-`));
+  return fs.mkdtempSync(path.join(parent, `${kind}-p${process.pid}-${containerId.slice(0, 40)}-`));
+}
+
+const OWNED = /^(?:dump|restore)-p(\d+)-/;
+
+/** A process that exists and is not a zombie (a killed server may wait a while to be reaped). */
+function processAlive(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Remove the scratch dirs whose owning process is gone (a server killed mid-dump leaves CRIU's
+ * images, hundreds of MiB). A dir whose pid is alive, reused or not, is left alone. Returns
+ * the dirs removed.
+ */
+export function sweepStaleScratch(root = defaultStoreRoot(), alive: (pid: number) => boolean = processAlive): string[] {
+  const removed: string[] = [];
+  let names: string[];
+  try {
+    names = fs.readdirSync(scratchRoot(root));
+  } catch {
+    return removed;
+  }
+  for (const name of names) {
+    const pid = Number(OWNED.exec(name)?.[1]);
+    if (!Number.isSafeInteger(pid) || pid <= 0 || alive(pid)) continue;
+    const dir = path.join(scratchRoot(root), name);
+    removeInBackground(dir);
+    removed.push(dir);
+  }
+  return removed;
 }
 
 /**
