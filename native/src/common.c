@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include <uv.h>
 
 /* ---- throwing ---------------------------------------------------------- */
@@ -219,6 +220,13 @@ bool ps_check_function(napi_env env, napi_value value, const char *name) {
 napi_value ps_int(napi_env env, int64_t value) {
   napi_value result;
   NAPI_CALL(env, napi_create_int64(env, value, &result));
+  return result;
+}
+
+napi_value ps_new_fd(napi_env env, int fd) {
+  napi_value result = ps_int(env, fd);
+  if (!result)
+    close(fd);
   return result;
 }
 

@@ -53,6 +53,8 @@ void ps_throw_napi_failure(napi_env env, const char *what);
 
 /* Small constructors used by several files. */
 napi_value ps_int(napi_env env, int64_t value);
+/* A descriptor the caller just opened, as a JS number; closed if that fails (never leaked). */
+napi_value ps_new_fd(napi_env env, int fd);
 napi_value ps_undefined(napi_env env);
 napi_value ps_null(napi_env env);
 napi_value ps_bool(napi_env env, bool value);

@@ -33,10 +33,7 @@ napi_value ps_eventfd(napi_env env, napi_callback_info info) {
   int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (fd < 0)
     return ps_throw_errno(env, errno, "eventfd", NULL);
-  napi_value result = ps_int(env, fd);
-  if (!result)
-    close(fd);
-  return result;
+  return ps_new_fd(env, fd);
 }
 
 /* readEventfd(fd) -> bigint counter value (resets it), or null on EAGAIN. */

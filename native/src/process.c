@@ -71,10 +71,7 @@ napi_value ps_pidfd_open(napi_env env, napi_callback_info info) {
   long fd = syscall(SYS_pidfd_open, (pid_t)pid, 0U);
   if (fd < 0)
     return ps_throw_errno(env, errno, "pidfd_open", NULL);
-  napi_value result = ps_int(env, fd);
-  if (!result)
-    close((int)fd);
-  return result;
+  return ps_new_fd(env, (int)fd);
 }
 
 /* waitPidfd(pidfd) -> null while the process runs, else

@@ -56,10 +56,7 @@ napi_value ps_unix_listen(napi_env env, napi_callback_info info) {
     close(fd);
     return ps_throw_errno(env, err, "listen", addr.sun_path);
   }
-  napi_value result = ps_int(env, fd);
-  if (!result)
-    close(fd);
-  return result;
+  return ps_new_fd(env, fd);
 }
 
 /* acceptConnection(listenFd) -> connected fd, or null if none is pending. */
@@ -78,10 +75,7 @@ napi_value ps_accept_connection(napi_env env, napi_callback_info info) {
       return ps_null(env);
     return ps_throw_errno(env, errno, "accept4", NULL);
   }
-  napi_value result = ps_int(env, fd);
-  if (!result)
-    close(fd);
-  return result;
+  return ps_new_fd(env, fd);
 }
 
 /* unixConnect(path) -> connected fd. Throws EAGAIN if the backlog is full. */
@@ -105,10 +99,7 @@ napi_value ps_unix_connect(napi_env env, napi_callback_info info) {
     close(fd);
     return ps_throw_errno(env, err, "connect", addr.sun_path);
   }
-  napi_value result = ps_int(env, fd);
-  if (!result)
-    close(fd);
-  return result;
+  return ps_new_fd(env, fd);
 }
 
 /* sendFd(sockFd, fd, name): one sendmsg carrying fd (SCM_RIGHTS) and name as
