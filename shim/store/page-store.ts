@@ -410,12 +410,7 @@ export class PageStore {
   async awaitIndexed(checkpointId: string, wait: LockWaitOptions = {}): Promise<void> {
     this.requireOpen();
     if (this.index.checkpointExists(checkpointId) || !fs.existsSync(pendingFile(this.layout.pendingDir, checkpointId))) return;
-    const lock = await this.lock(this.layout.writerLock, true, `restore of checkpoint ${checkpointId}`, wait);
-    try {
-      this.replayPendingIngests();
-    } finally {
-      lock.release();
-    }
+    await this.replayUnderWriterLock(`restore of checkpoint ${checkpointId}`, wait);
   }
 
   /**
@@ -425,7 +420,12 @@ export class PageStore {
   async awaitPendingIngests(wait: LockWaitOptions = {}): Promise<void> {
     this.requireOpen();
     if (listPendingIngests(this.layout.pendingDir).length === 0) return;
-    const lock = await this.lock(this.layout.writerLock, true, 'indexing pending ingests', wait);
+    await this.replayUnderWriterLock('indexing pending ingests', wait);
+  }
+
+  /** Waits for the writer lock (a live writer indexes its own record before it lets go), then replays what is left. */
+  private async replayUnderWriterLock(holder: string, wait: LockWaitOptions): Promise<void> {
+    const lock = await this.lock(this.layout.writerLock, true, holder, wait);
     try {
       this.replayPendingIngests();
     } finally {
