@@ -219,15 +219,6 @@ export class IngestSession {
   }
 
   /**
-   * Where a page of this session was when it was added (its pack id and page number there),
-   * or undefined for a zero page or a page the session has not seen.
-   */
-  locationOf(hash: Buffer): { packId: number; pageNumber: number } | undefined {
-    const at = this.locations.get(hashKey(hash));
-    return at === undefined ? undefined : { packId: Math.floor(at / 2 ** 32), pageNumber: at % 2 ** 32 };
-  }
-
-  /**
    * The locations of the stored (non-zero) pages added since the last call, in order, as a
    * manifest holds them (LOCATION_BYTES each: pack id u32, page number u32).
    */
