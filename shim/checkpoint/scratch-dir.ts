@@ -4,6 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { log } from '../log/logger';
+import { processExited } from '../proc/proc-info';
 import { defaultStoreRoot } from '../store/store-layout';
 
 export function scratchRoot(root = defaultStoreRoot()): string {
@@ -19,22 +20,12 @@ export function makeScratchDir(kind: 'dump' | 'restore', containerId: string, ro
 
 const OWNED = /^(?:dump|restore)-p(\d+)-/;
 
-/** A process that exists and is not a zombie (a killed server may wait a while to be reaped). */
-function processAlive(pid: number): boolean {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
-}
-
 /**
  * Remove the scratch dirs whose owning process is gone (a server killed mid-dump leaves CRIU's
- * images, hundreds of MiB). A dir whose pid is alive, reused or not, is left alone. Returns
- * the dirs removed.
+ * images, hundreds of MiB); a zombie counts as gone, since a killed server may wait a while to
+ * be reaped. A dir whose pid is alive, reused or not, is left alone. Returns the dirs removed.
  */
-export function sweepStaleScratch(root = defaultStoreRoot(), alive: (pid: number) => boolean = processAlive): string[] {
+export function sweepStaleScratch(root = defaultStoreRoot(), alive: (pid: number) => boolean = (pid) => !processExited(pid)): string[] {
   const removed: string[] = [];
   let names: string[];
   try {

@@ -19,7 +19,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { errorMessage } from '../log/logger';
-import { namespacePid, processExited, readNoFollow, readStatus, signalInMask } from './proc-info';
+import { namespacePid, processExited, readNoFollow, readStatus, signalInMask } from '../proc/proc-info';
 
 const SIGQUIT = 3;
 /** Heap free ratios while collecting: the heap shrinks to its live data plus 10 %. Min must stay <= Max. */

@@ -8,7 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { errorMessage } from '../log/logger';
-import { namespacePid, processExited, readNoFollow, readStatus, signalInMask } from './proc-info';
+import { namespacePid, processExited, readNoFollow, readStatus, signalInMask } from '../proc/proc-info';
 
 /** The agent's signal; its default action is "ignore", so a wrong pick harms nothing. */
 const AGENT_SIGNAL = 'SIGURG';

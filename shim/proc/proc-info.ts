@@ -1,4 +1,4 @@
-// Small /proc and file helpers shared by the GC triggers (jvm-attach.ts, node-gc-trigger.ts).
+// Small /proc and file helpers: the GC triggers (jvm-attach.ts, node-gc-trigger.ts) and the scratch-dir sweep.
 import * as fs from 'node:fs';
 
 /** /proc/<pid>/status, or undefined once the process is gone: callers treat a missing process as data, not an error. */
