@@ -151,11 +151,8 @@ class GcLab {
     return task.pid;
   }
 
-  private async remove(id: string): Promise<void> {
-    await this.containerd.ctr(['task', 'kill', '-s', 'SIGKILL', id], { namespace: NAMESPACE });
-    await waitFor(async () => (await this.containerd.taskStatus(id, NAMESPACE)) !== 'RUNNING', { timeoutMs: 15_000 }).catch(() => undefined);
-    await this.containerd.ctr(['task', 'rm', '-f', id], { namespace: NAMESPACE });
-    await this.containerd.ctr(['container', 'rm', id], { namespace: NAMESPACE });
+  private remove(id: string): Promise<void> {
+    return this.containerd.removeContainer(id, NAMESPACE);
   }
 
   async round(v: Variant, round: number): Promise<Sample> {

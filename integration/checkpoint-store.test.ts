@@ -37,11 +37,8 @@ async function runHolding(id: string, kb: number): Promise<void> {
   });
 }
 
-async function remove(id: string): Promise<void> {
-  await containerd.ctr(['task', 'kill', '-s', 'SIGKILL', id]);
-  await waitFor(async () => (await containerd.taskStatus(id)) !== 'RUNNING', { timeoutMs: 15_000 }).catch(() => undefined);
-  await containerd.ctr(['task', 'rm', '-f', id]);
-  await containerd.ctr(['container', 'rm', id]);
+function remove(id: string): Promise<void> {
+  return containerd.removeContainer(id);
 }
 
 async function checkpoint(id: string, ref: string): Promise<void> {

@@ -39,12 +39,7 @@ describe.each<ContainerdVersion>(['1.7', '2.1'])('checkpoint/restore on containe
   const count = async (id: string, execId: string): Promise<number> =>
     Number((await containerd.ctrOk(['task', 'exec', '--exec-id', execId, id, 'cat', '/tmp/count'])).stdout.trim());
 
-  async function remove(id: string): Promise<void> {
-    await containerd.ctr(['task', 'kill', '-s', 'SIGKILL', id]);
-    await waitFor(async () => (await containerd.taskStatus(id)) !== 'RUNNING', { timeoutMs: 10_000 }).catch(() => undefined);
-    await containerd.ctr(['task', 'rm', '-f', id]);
-    await containerd.ctr(['container', 'rm', id]);
-  }
+  const remove = (id: string): Promise<void> => containerd.removeContainer(id, undefined, 10_000);
 
   beforeAll(async () => {
     containerd = await startContainerd({ version, env: { PAGESHARE_ROOT: storeRoot() } });

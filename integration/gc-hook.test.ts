@@ -96,11 +96,8 @@ function lastGc(containerId: string): Array<{ runtime: string; ok: boolean; rssB
   return (JSON.parse(fs.readFileSync(file, 'utf8')) as { outcomes: Array<{ runtime: string; ok: boolean; rssBeforeKiB?: number; rssAfterKiB?: number; detail: string }> }).outcomes;
 }
 
-async function remove(id: string): Promise<void> {
-  await containerd.ctr(['task', 'kill', '-s', 'SIGKILL', id]);
-  await waitFor(async () => (await containerd.taskStatus(id)) !== 'RUNNING', { timeoutMs: 15_000 }).catch(() => undefined);
-  await containerd.ctr(['task', 'rm', '-f', id]);
-  await containerd.ctr(['container', 'rm', id]);
+function remove(id: string): Promise<void> {
+  return containerd.removeContainer(id);
 }
 
 beforeAll(async () => {

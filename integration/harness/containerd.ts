@@ -264,6 +264,17 @@ export class Containerd {
   }
 
   /**
+   * SIGKILLs a container's task, waits (up to stopTimeoutMs) for it to stop, and deletes the
+   * task and the container. Best effort: what is already gone is no error.
+   */
+  async removeContainer(id: string, namespace = DEFAULT_NAMESPACE, stopTimeoutMs = 15_000): Promise<void> {
+    await this.ctr(['task', 'kill', '-s', 'SIGKILL', id], { namespace });
+    await waitFor(async () => (await this.taskStatus(id, namespace)) !== 'RUNNING', { timeoutMs: stopTimeoutMs }).catch(() => undefined);
+    await this.ctr(['task', 'rm', '-f', id], { namespace });
+    await this.ctr(['container', 'rm', id], { namespace });
+  }
+
+  /**
    * Stops containerd with SIGTERM (as an operator would) and starts it again with the same
    * config. Running shims and their containers are left alone and must be found again.
    */
