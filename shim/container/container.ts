@@ -20,9 +20,12 @@ import { toTimestamp, type CreateTaskRequest, type DeleteResponse, type ExecProc
 import { mountRootfs, unmountRootfs } from '../rootfs/rootfs';
 import type { RuncDriver } from '../runc/runc-driver';
 import type { OciProcess } from '../spec/oci-spec';
-import { CgroupV1, cgroupPathsOf } from '../stats/cgroup-v1';
+import { CgroupV1, cgroupPathsOf, type CgroupV1Freezer } from '../stats/cgroup-v1';
 
 type GcHook = GcSettings & { readonly runDir: string };
+
+/** A freezer that takes longer than this has a stuck task; runc pause is tried instead. */
+const FREEZE_TIMEOUT_MS = 2000;
 
 export class Container {
   private readonly execs = new Map<string, ExecProcess>();
@@ -194,6 +197,7 @@ export class Container {
   private async compactHeaps(gc: GcHook): Promise<void> {
     const paused = this.init.lifecycle.state === 'paused';
     const started = Date.now();
+    const freezer = this.cgroup?.freezer();
     try {
       if (paused) await this.runc.resume(this.id);
       const pids = await this.runc.ps(this.id);
@@ -203,18 +207,28 @@ export class Container {
         timeoutMs: gc.timeoutMs,
         agentFile: path.join(agentsDir(), NODE_AGENT_FILE),
         gcDir: gc.runDir,
+        ...(freezer ? { freezer } : {}),
       });
+      // Frozen at once: every ms the app runs now, it allocates again (runc pause takes tens of ms).
+      if (paused) await this.freezeAgain(freezer);
       // What the hook did at the last checkpoint, for operators (and tests): next to the acks.
       fs.writeFileSync(path.join(gc.runDir, 'last-gc.json'), JSON.stringify({ at: new Date().toISOString(), ms: Date.now() - started, outcomes }));
       const summary = outcomes.map((o) => `${o.runtime} pid ${o.pid} ${o.ok ? 'ok' : 'FAILED'} in ${o.ms} ms: ${o.detail}`);
       log.info(`gc before checkpoint of ${this.id}: ${outcomes.length} managed runtime(s) in ${Date.now() - started} ms${summary.length > 0 ? `; ${summary.join('; ')}` : ''}`);
     } catch (err) {
       log.warn(`gc before checkpoint of ${this.id} failed, dumping anyway: ${errorMessage(err)}`);
-    } finally {
-      if (paused) {
-        await this.runc.pause(this.id).catch((err: unknown) => log.warn(`pausing ${this.id} again after its gc failed: ${errorMessage(err)}`));
-      }
+      if (paused) await this.freezeAgain(undefined);
     }
+  }
+
+  /** Back to the paused state containerd left the container in: the freezer directly, else runc. */
+  private async freezeAgain(freezer: CgroupV1Freezer | undefined): Promise<void> {
+    try {
+      if (freezer) return await freezer.freeze(FREEZE_TIMEOUT_MS);
+    } catch (err) {
+      log.warn(`freezing ${this.id} through its cgroup failed, trying runc pause: ${errorMessage(err)}`);
+    }
+    await this.runc.pause(this.id).catch((err: unknown) => log.warn(`pausing ${this.id} again after its gc failed: ${errorMessage(err)}`));
   }
 
   async pids(): Promise<ProcessInfo[]> {

@@ -218,6 +218,21 @@ describe('compactBeforeDump, JVM', () => {
     }
   }, 30_000);
 
+  it('holds a G1 JVM still while it releases memory, then lets it run again', async () => {
+    const jvm = await startJvm();
+    // The container's freezer, for one process: SIGSTOP/SIGCONT stop and resume every thread.
+    const calls: string[] = [];
+    const freezer = {
+      freeze: async () => void (calls.push('freeze'), process.kill(jvm.pid, 'SIGSTOP')),
+      thaw: async () => void (calls.push('thaw'), process.kill(jvm.pid, 'SIGCONT')),
+    };
+    const { outcomes } = await timed([jvm.pid], options({ freezer }));
+    expect(outcomes).toEqual([expect.objectContaining({ pid: jvm.pid, runtime: 'jvm', ok: true, detail: expect.stringMatching(/G1 GC\.run.*held frozen until the release/) })]);
+    expect(calls).toEqual(['freeze', 'thaw']);
+    expect(outcomes[0]?.rssAfterKiB).toBeLessThan(outcomes[0]?.rssBeforeKiB ?? 0);
+    expect(fs.readFileSync(`/proc/${jvm.pid}/stat`, 'utf8')).not.toMatch(/^\d+ \(.*\) T /); // running again
+  }, 30_000);
+
   it('refuses a JVM started with -XX:+DisableAttachMechanism and leaves it running', async () => {
     const jvm = await startJvm(['-XX:+DisableAttachMechanism']);
     const { outcomes, elapsedMs } = await timed([jvm.pid], options());

@@ -5,6 +5,7 @@
 // dump goes on. The container must be running (not frozen) meanwhile: a frozen process
 // collects nothing.
 import { errorMessage, log } from '../log/logger';
+import { FreezeWindow, type ContainerFreezer } from './freeze-window';
 import { compactJvm, jvmKindOf, type JvmGcResult } from './jvm-attach';
 import { agentFileId, carriesAgent, requestNodeGc, type AgentFileId, type NodeGcResult } from './node-gc-trigger';
 
@@ -20,6 +21,8 @@ export interface GcBeforeDumpOptions {
   readonly agentFile: string;
   /** Host path of the container's writable gc dir (PAGESHARE_GC_DIR inside). */
   readonly gcDir: string;
+  /** The container's freezer: lets a JVM's released memory go before the app runs on. */
+  readonly freezer?: ContainerFreezer;
 }
 
 export interface GcOutcome {
@@ -53,6 +56,8 @@ export async function compactBeforeDump(pids: readonly number[], options: GcBefo
   // Aborted on return: no attach connection may outlive the call (CRIU refuses to dump a
   // container with a unix socket connected to a process outside it).
   const giveUp = new AbortController();
+  const freezeWindow = options.freezer ? new FreezeWindow(options.freezer) : undefined;
+  const holdStill = freezeWindow ? (until: number) => freezeWindow.hold(Math.min(until, deadline)) : undefined;
   const outcomes = new Map<number, GcOutcome>();
   let targets: ManagedProcess[] = [];
   let unfinished = `no answer within ${options.timeoutMs} ms`;
@@ -64,7 +69,7 @@ export async function compactBeforeDump(pids: readonly number[], options: GcBefo
       jobs.push(requestNodeGc(nodePids, options.gcDir, deadline).then((results) => results.forEach((r) => outcomes.set(r.pid, nodeOutcome(r)))));
     }
     for (const { pid, runtime } of targets) {
-      if (runtime === 'jvm') jobs.push(compactJvm(pid, { deadline, signal: giveUp.signal }).then((r) => void outcomes.set(pid, jvmOutcome(pid, r))));
+      if (runtime === 'jvm') jobs.push(compactJvm(pid, { deadline, signal: giveUp.signal, holdStill }).then((r) => void outcomes.set(pid, jvmOutcome(pid, r))));
     }
     const all = Promise.all(jobs);
     all.catch(() => undefined); // a failure after the deadline has nobody left to tell
@@ -74,6 +79,8 @@ export async function compactBeforeDump(pids: readonly number[], options: GcBefo
     log.warn(unfinished);
   } finally {
     giveUp.abort();
+    // Never return with the container frozen by us: the caller decides what state it dumps in.
+    await freezeWindow?.settled();
   }
   return targets.map(({ pid, runtime }) => outcomes.get(pid) ?? { pid, runtime, ok: false, ms: Date.now() - started, detail: unfinished });
 }

@@ -1,7 +1,8 @@
 // A HotSpot dynamic-attach client (the protocol jattach and jcmd speak) that makes a JVM
 // collect and return its free heap: lower Min/MaxHeapFreeRatio, `jcmd GC.run`, `jcmd
-// System.trim_native_heap`, restore the ratios, then wait for RSS to settle (G1 uncommits
-// freed regions concurrently, after GC.run has returned).
+// System.trim_native_heap`, restore the ratios, then, for G1, keep the container frozen until
+// G1 has uncommitted the freed regions (on its own thread, about 100 ms after GC.run) and wait
+// for RSS to show the release.
 //
 // The JVM may live in another mount namespace: every path goes through /proc/<pid>/root or
 // /proc/<pid>/cwd, and since those trees belong to the container, the last component is
@@ -29,10 +30,21 @@ const LOW_MAX_HEAP_FREE_RATIO = 10;
 const RESTORE_RESERVE_MS = 400;
 /** Command replies are small (VM.flags is the largest, a few KiB). */
 const REPLY_MAX_BYTES = 1 << 20;
-/** RSS has settled once it fell by less than this over the settle window. */
-const SETTLE_DROP_KIB = 1024;
-const SETTLE_WINDOW_MS = 300;
-const SETTLE_POLL_MS = 50;
+/**
+ * After GC.run, G1 hands the shrunk regions to its service thread, which uncommits them about
+ * 100 ms later (JDK 17: G1UncommitRegionTask's initial delay), in steps of up to 128 MiB every
+ * 10 ms. The app keeps allocating meanwhile and its young generation grows back (100 MB/s in
+ * our churn apps), so the wait ends as soon as the release is over: RSS fell by at least
+ * RELEASE_MIN_DROP_KIB and then did not fall for RELEASE_QUIET_MS. A JVM that releases nothing
+ * (a heap already at its minimum) is waited for RELEASE_MAX_WAIT_MS at most; the other
+ * collectors shrink inside the GC and are not waited for.
+ */
+const RELEASE_MIN_DROP_KIB = 1024;
+/** G1UncommitRegionTask's initial delay (100 ms) and a margin. */
+const G1_UNCOMMIT_DELAY_MS = 110;
+const RELEASE_QUIET_MS = 15;
+const RELEASE_MAX_WAIT_MS = 250;
+const RELEASE_POLL_MS = 5;
 
 /** Options that stop us from attaching: with attach disabled, SIGQUIT would only print a thread dump. */
 const REFUSING_OPTIONS: readonly { readonly pattern: RegExp; readonly option: string }[] = [
@@ -113,6 +125,8 @@ export interface JvmGcOptions {
   readonly deadline: number;
   /** Aborting closes every connection at once (the caller gives up, e.g. the dump starts). */
   readonly signal?: AbortSignal;
+  /** Keeps the JVM's container frozen until the given epoch ms (see freeze-window.ts). */
+  readonly holdStill?: (untilEpochMs: number) => Promise<void>;
 }
 
 /** Compacts one JVM (host pid). Never throws; a JVM it cannot reach safely is left alone. */
@@ -137,6 +151,9 @@ export async function compactJvm(pid: number, options: JvmGcOptions): Promise<Jv
   const notes: string[] = [];
   const saved: { min?: number; max?: number } = {};
   let failure: JvmAttachError | undefined;
+  let rssAfterGcKiB: number | undefined;
+  let releaseWaitMs = 0;
+  let holdUntil: number | undefined;
   try {
     notes.push(await ensureListener(target, policy, gcDeadline));
     const flags = await target.command(gcDeadline, 'jcmd', 'VM.flags');
@@ -152,6 +169,12 @@ export async function compactJvm(pid: number, options: JvmGcOptions): Promise<Jv
     const runs = collector === 'G1' ? 1 : 4;
     const gcStarted = Date.now();
     for (let i = 0; i < runs; i++) await target.command(gcDeadline, 'jcmd', 'GC.run');
+    rssAfterGcKiB = vmRssKiB(pid);
+    // The other collectors shrink inside the GC; G1 uncommits afterwards.
+    if (collector === 'G1') {
+      releaseWaitMs = RELEASE_MAX_WAIT_MS;
+      holdUntil = Math.min(Date.now() + G1_UNCOMMIT_DELAY_MS, gcDeadline);
+    }
     notes.push(`${collector} GC.run ×${runs} ${Date.now() - gcStarted} ms`);
     // JDK >= 17.0.9; older ones answer with an error, which changes nothing.
     await target.command(gcDeadline, 'jcmd', 'System.trim_native_heap').catch(() => undefined);
@@ -174,8 +197,17 @@ export async function compactJvm(pid: number, options: JvmGcOptions): Promise<Jv
   }
   if (failure) return done({ ok: false, failure: failure.reason, detail: [failure.message, ...notes].join('; '), rssBeforeKiB });
 
-  const settle = await waitForRssToSettle(pid, options.deadline, options.signal);
-  notes.push(settle.settled ? `RSS settled after ${settle.ms} ms` : `RSS still falling after ${settle.ms} ms`);
+  if (holdUntil !== undefined && options.holdStill) {
+    // Restoring the ratios (above) took a few ms; the app must not run on until G1 has released.
+    try {
+      await options.holdStill(holdUntil);
+      notes.push('container held frozen until the release');
+    } catch (err) {
+      notes.push(`could not hold the container frozen: ${errorMessage(err)}`);
+    }
+  }
+  const release = await waitForHeapRelease(pid, rssAfterGcKiB, releaseWaitMs, options.deadline, options.signal);
+  notes.push(release.released ? `memory released within ${release.ms} ms` : `no release seen in ${release.ms} ms`);
   const rssAfterKiB = vmRssKiB(pid);
   if (rssBeforeKiB !== undefined && rssAfterKiB !== undefined) notes.push(`RSS ${mib(rssBeforeKiB)} → ${mib(rssAfterKiB)} MiB`);
   return done({ ok: true, detail: notes.join(', '), rssBeforeKiB, rssAfterKiB });
@@ -332,20 +364,25 @@ function jvmOptionsOf(pid: number, nsPid: number): string {
   return parts.join(' ');
 }
 
-/** Polls VmRSS until it fell by less than SETTLE_DROP_KIB over SETTLE_WINDOW_MS, or the deadline. */
-async function waitForRssToSettle(pid: number, deadline: number, abort: AbortSignal | undefined): Promise<{ settled: boolean; ms: number }> {
+/** Polls VmRSS until the GC's memory has been given back (see RELEASE_*), or the deadline. */
+async function waitForHeapRelease(pid: number, rssAfterGcKiB: number | undefined, maxWaitMs: number, deadline: number, abort: AbortSignal | undefined): Promise<{ released: boolean; ms: number }> {
   const started = Date.now();
-  const samples: { at: number; kib: number }[] = [];
+  let lowest = rssAfterGcKiB ?? Number.POSITIVE_INFINITY;
+  let released = false;
+  let lastDropAt = started;
   for (;;) {
     const kib = vmRssKiB(pid);
     const now = Date.now();
-    if (kib === undefined) return { settled: true, ms: now - started };
-    samples.push({ at: now, kib });
-    const windowStart = samples.filter((s) => s.at <= now - SETTLE_WINDOW_MS).pop();
-    if (windowStart && windowStart.kib - kib < SETTLE_DROP_KIB) return { settled: true, ms: now - started };
+    if (kib === undefined) return { released, ms: now - started };
+    if (kib <= lowest - RELEASE_MIN_DROP_KIB) {
+      released = true;
+      lastDropAt = now;
+    }
+    lowest = Math.min(lowest, kib);
+    if (released ? now - lastDropAt >= RELEASE_QUIET_MS : now - started >= maxWaitMs) return { released, ms: now - started };
     const left = deadline - now;
-    if (left <= 0 || abort?.aborted) return { settled: false, ms: now - started };
-    await sleep(Math.min(SETTLE_POLL_MS, left));
+    if (left <= 0 || abort?.aborted) return { released, ms: now - started };
+    await sleep(Math.min(RELEASE_POLL_MS, left));
   }
 }
 

@@ -52,6 +52,11 @@ export class CgroupV1 {
     return p === undefined ? undefined : path.join(CGROUP_ROOT, controller, p);
   }
 
+  freezer(): CgroupV1Freezer | undefined {
+    const dir = this.dir('freezer');
+    return dir === undefined ? undefined : new CgroupV1Freezer(dir);
+  }
+
   /** A plain object shaped like io.containerd.cgroups.v1.Metrics. */
   metrics(): object {
     const pidsDir = this.dir('pids');
@@ -113,5 +118,35 @@ export class CgroupV1 {
       out['memory_oom_control'] = { oom_kill_disable: oom.get('oom_kill_disable') ?? 0, under_oom: oom.get('under_oom') ?? 0, oom_kill: oom.get('oom_kill') ?? 0 };
     }
     return out;
+  }
+}
+
+const FREEZE_POLL_MS = 1;
+
+/**
+ * The v1 freezer of one container, written directly: runc derives "paused" from this same
+ * state, so freezing here is what `runc pause` does, without a runc process (tens of ms).
+ */
+export class CgroupV1Freezer {
+  constructor(private readonly dir: string) {}
+
+  freeze(timeoutMs: number): Promise<void> {
+    return this.setState('FROZEN', timeoutMs);
+  }
+
+  thaw(timeoutMs: number): Promise<void> {
+    return this.setState('THAWED', timeoutMs);
+  }
+
+  private async setState(state: 'FROZEN' | 'THAWED', timeoutMs: number): Promise<void> {
+    const file = path.join(this.dir, 'freezer.state');
+    const deadline = Date.now() + timeoutMs;
+    fs.writeFileSync(file, state);
+    // FREEZING until every task has stopped; writing again retries the ones that had not.
+    while (fs.readFileSync(file, 'utf8').trim() !== state) {
+      if (Date.now() >= deadline) throw new Error(`${file} did not reach ${state} within ${timeoutMs} ms`);
+      await new Promise((resolve) => setTimeout(resolve, FREEZE_POLL_MS));
+      fs.writeFileSync(file, state);
+    }
   }
 }
