@@ -5,6 +5,8 @@
 export interface ArchiveContext {
   containerId: string;
   namespace: string;
+  /** A restore in map mode: the host dir of the container's sharing domain (see map-restore/). */
+  pageCacheDir?: string;
 }
 
 export interface CheckpointArchive {

@@ -116,7 +116,7 @@ export class PageStoreArchive implements CheckpointArchive {
     }
   }
 
-  load(checkpointDir: string, scratchDir: string): Promise<string> {
+  load(checkpointDir: string, scratchDir: string, context: ArchiveContext): Promise<string> {
     const manifestPath = path.join(checkpointDir, PAGE_MANIFEST_FILE);
     // A checkpoint with its pages inline (e.g. made by the runc shim) restores as it is.
     if (!fs.existsSync(manifestPath)) return Promise.resolve(checkpointDir);
@@ -131,7 +131,21 @@ export class PageStoreArchive implements CheckpointArchive {
       if (entry.isFile()) fs.copyFileSync(from, path.join(imageDir, entry.name));
       else fs.cpSync(from, path.join(imageDir, entry.name), { recursive: true });
     }
-    return this.rebuildPages(manifest, imageDir);
+    const rebuilt = this.rebuildPages(manifest, imageDir);
+    const { pageCacheDir } = context;
+    if (pageCacheDir === undefined) return rebuilt;
+    return rebuilt.then(async (dir) => {
+      const started = Date.now();
+      // One page-cache file per checkpoint and domain, shared by every replica restored from it.
+      const name = `${manifest.checkpointId}.pages`;
+      const { rewriteForMapping } = await import('../map-restore/rewrite-images');
+      const { PAGE_CACHE_MOUNT } = await import('../map-restore/map-spec');
+      const result = await rewriteForMapping(dir, { hostPath: path.join(pageCacheDir, name), pathInRestore: `${PAGE_CACHE_MOUNT}/${name}` }, { reuse: true });
+      log.info(
+        `checkpoint ${manifest.checkpointId} for ${context.containerId}: map mode, ${result.mappings} mappings of ${name} (${result.mappedPages} pages, file ${result.wroteFile ? 'written' : 'reused'}), ${result.keptPages} pages copied, in ${Date.now() - started} ms`,
+      );
+      return dir;
+    });
   }
 
   private async rebuildPages(manifest: PageManifest, imageDir: string): Promise<string> {

@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import type { CheckpointArchive } from '../checkpoint/checkpoint-archive';
 import { parseCheckpointRequest } from '../checkpoint/checkpoint-request';
 import { makeScratchDir } from '../checkpoint/scratch-dir';
+import { prepareMapRestore } from '../map-restore/map-spec';
 import { NODE_AGENT_FILE, agentsDir, prepareGcHook, type GcSettings } from '../gc/gc-spec';
 import { defaultStoreRoot } from '../store/store-layout';
 import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../errors/shim-error';
@@ -60,8 +61,14 @@ export class Container {
     const paths = { stdin: request.stdin, stdout: request.stdout, stderr: request.stderr };
     // Before runc sees the spec (a restore's spec is the checkpointed one: it keeps the hook).
     const gc = prepareGcHook(bundle, namespace, request.id);
+    const mapRestore = prepareMapRestore(bundle, defaultStoreRoot(), namespace);
     const restoreSource = request.checkpoint
-      ? { checkpointDir: request.checkpoint, archive: await Container.archive(), scratchDir: makeScratchDir('restore', request.id) }
+      ? {
+          checkpointDir: request.checkpoint,
+          archive: await Container.archive(),
+          scratchDir: makeScratchDir('restore', request.id),
+          ...(mapRestore ? { pageCacheDir: mapRestore.domainDir } : {}),
+        }
       : undefined;
     const init = new InitProcess(
       request.id,

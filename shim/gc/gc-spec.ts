@@ -14,7 +14,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { InvalidArgumentError } from '../errors/shim-error';
 import { repoRoot } from '../paths/repo-root';
-import type { OciMount, OciSpec } from '../spec/oci-spec';
+import { setMount, type OciSpec } from '../spec/oci-spec';
 import type { GcMode } from './gc-before-dump';
 
 export const GC_ANNOTATION = 'io.pageshare.gc';
@@ -68,12 +68,6 @@ export function agentsDir(): string {
 /** The host side of a container's request/ack dir. */
 export function gcRunDir(namespace: string, containerId: string, base = process.env['PAGESHARE_GC_RUN_ROOT'] ?? '/run/pageshare/gc'): string {
   return path.join(base, namespace, containerId);
-}
-
-function setMount(mounts: OciMount[], wanted: OciMount): void {
-  const at = mounts.findIndex((m) => m.destination === wanted.destination);
-  if (at >= 0) mounts[at] = wanted;
-  else mounts.push(wanted);
 }
 
 function setEnv(env: string[], name: string, value: (current: string | undefined) => string): void {

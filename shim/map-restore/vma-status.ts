@@ -17,6 +17,8 @@ export const MAP_NORESERVE = 0x4000;
 export const MANAGED_HEAP_FLAGS = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
 
 const PROT_READ = 0x1;
+/** Code is never mapped from the page-cache file: its mount is noexec, and JIT code changes. */
+const PROT_EXEC = 0x4;
 
 export interface VmaShape {
   readonly start: number;
@@ -29,8 +31,8 @@ export interface VmaShape {
 /**
  * A VMA whose pages may come from a private file mapping instead of anonymous memory: a
  * plain private anonymous region with the managed-heap signature (see MANAGED_HEAP_FLAGS),
- * readable. Never [heap] (brk), stacks, vdso/vvar or anything CRIU flags specially.
+ * readable, not executable. Never [heap] (brk), stacks, vdso/vvar or anything CRIU flags specially.
  */
 export function isMappableVma(vma: VmaShape): boolean {
-  return vma.status === ORDINARY_STATUS && vma.flags === MANAGED_HEAP_FLAGS && (vma.prot & PROT_READ) !== 0 && vma.end > vma.start;
+  return vma.status === ORDINARY_STATUS && vma.flags === MANAGED_HEAP_FLAGS && (vma.prot & PROT_READ) !== 0 && (vma.prot & PROT_EXEC) === 0 && vma.end > vma.start;
 }

@@ -22,6 +22,8 @@ export interface RestoreSource {
   archive: CheckpointArchive;
   /** A private directory for CRIU's work files and any images made for the restore. */
   scratchDir: string;
+  /** Map mode: the sharing domain's page-cache dir (mounted in the container). */
+  pageCacheDir?: string;
 }
 
 export class InitProcess extends ShimProcess {
@@ -44,7 +46,8 @@ export class InitProcess extends ShimProcess {
   }
 
   private get archiveContext(): ArchiveContext {
-    return { containerId: this.containerId, namespace: this.ioContext.namespace };
+    const pageCacheDir = this.restoreSource?.pageCacheDir;
+    return { containerId: this.containerId, namespace: this.ioContext.namespace, ...(pageCacheDir ? { pageCacheDir } : {}) };
   }
 
   /** `runc create`; a container from a checkpoint has nothing to create until start. */

@@ -43,3 +43,10 @@ export interface OciSpec {
   linux?: OciLinux;
   [key: string]: unknown;
 }
+
+/** Puts `wanted` at its destination, replacing what was mounted there (so edits are idempotent). */
+export function setMount(mounts: OciMount[], wanted: OciMount): void {
+  const at = mounts.findIndex((m) => m.destination === wanted.destination);
+  if (at >= 0) mounts[at] = wanted;
+  else mounts.push(wanted);
+}

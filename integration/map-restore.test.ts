@@ -1,0 +1,95 @@
+/**
+ * Map-mode restores with real containers (annotation io.pageshare.restore=map): the shim
+ * mounts the namespace's page-cache dir read-only at create; a restore rewrites the images so
+ * the V8 heap is mapped from one page-cache file per checkpoint; two replicas restored at once
+ * map the same file and keep their data through a forced full GC.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { startContainerd, type Containerd } from './harness/containerd';
+import { importImage } from './harness/image';
+import { PAGESHARE_RUNTIME } from './harness/paths';
+import { nodeImageBuilder } from './harness/runtime-images';
+import { waitFor } from './harness/wait';
+
+jest.setTimeout(300_000);
+
+const IMAGE = 'docker.io/library/pstest-map-node:latest';
+const RT = ['--runtime', PAGESHARE_RUNTIME];
+const MAP = ['--annotation', 'io.pageshare.restore=map'];
+
+// ~40 MB of V8 objects with a checksum taken at start; SIGUSR2: a full GC, then the checksum
+// again, both into /tmp/sum.
+const APP = `
+const fs = require('fs');
+const data = [];
+for (let i = 0; i < 300000; i++) data.push({ i, s: 'v' + i + '-' + ((i * 7919) % 10007), a: [i, i * 2, i * 3] });
+const sum = () => data.reduce((h, o) => (h * 31 + o.i + o.s.length + o.a[2]) | 0, 7);
+const expected = sum();
+process.on('SIGUSR2', () => { global.gc(); fs.writeFileSync('/tmp/sum', sum() + ' ' + expected); });
+fs.writeFileSync('/tmp/ready', 'ready');
+setInterval(() => undefined, 1000);
+`;
+
+let workDir: string;
+let storeRoot: string;
+let containerd: Containerd;
+
+async function readInContainer(id: string, file: string): Promise<string> {
+  const r = await containerd.ctr(['task', 'exec', '--exec-id', `r${Date.now()}${Math.random().toString(36).slice(2, 6)}`, id, '/usr/bin/node', '-e', `try { process.stdout.write(require('fs').readFileSync('${file}', 'utf8')) } catch {}`]);
+  return r.stdout;
+}
+
+async function pidOf(id: string): Promise<number> {
+  const task = (await containerd.tasks()).find((t) => t.id === id);
+  if (!task) throw new Error(`no task ${id}`);
+  return task.pid;
+}
+
+beforeAll(async () => {
+  workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'psmap-'));
+  storeRoot = path.join(workDir, 'store');
+  const node = await nodeImageBuilder(IMAGE);
+  node.builder.addContent('/app/app.js', APP).setCmd(['/usr/bin/node', '--expose-gc', '/app/app.js']);
+  await node.builder.build(path.join(workDir, 'node.tar'));
+  containerd = await startContainerd({ version: '1.7', env: { PAGESHARE_ROOT: storeRoot } });
+  await importImage(containerd, path.join(workDir, 'node.tar'));
+});
+
+afterAll(async () => {
+  await containerd?.stop();
+  if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
+});
+
+it('restores two replicas that map their V8 heap from one page-cache file, data intact after a full GC', async () => {
+  await containerd.ctrOk(['run', '-d', ...RT, ...MAP, IMAGE, 'map-src']);
+  await waitFor(async () => (await readInContainer('map-src', '/tmp/ready')) === 'ready', { timeoutMs: 60_000, intervalMs: 250 });
+  // The domain's page-cache dir is there, read-only, from create on.
+  expect((await readInContainer('map-src', '/proc/self/mountinfo')).split('\n').find((l) => l.includes(' /.pageshare-pages '))).toMatch(/ ro[, ]/);
+  await containerd.ctrOk(['containers', 'checkpoint', '--task', '--image', '--rw', 'map-src', 'docker.io/library/map-src:1']);
+  await containerd.removeContainer('map-src');
+
+  await Promise.all(['map-r1', 'map-r2'].map((id) => containerd.ctrOk(['containers', 'restore', '--live', '--rw', id, 'docker.io/library/map-src:1'])));
+  const cacheDir = path.join(storeRoot, 'page-cache', 'default');
+  const files = fs.readdirSync(cacheDir).filter((f) => f.endsWith('.pages'));
+  expect(files).toHaveLength(1);
+  const cacheFile = files[0];
+  for (const id of ['map-r1', 'map-r2']) {
+    const pid = await pidOf(id);
+    const mapped = fs
+      .readFileSync(`/proc/${pid}/maps`, 'utf8')
+      .split('\n')
+      .filter((l) => l.endsWith(`/.pageshare-pages/${cacheFile}`));
+    if (process.env['PAGESHARE_TEST_FIGURES'] === '1') {
+      const rollup = fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+      process.stdout.write(`${id}: ${mapped.length} mappings; ${rollup.split('\n').filter((l) => /^(Rss|Pss|Pss_Anon|Pss_File):/.test(l)).join(', ')}\n`);
+    }
+    expect(mapped.length).toBeGreaterThan(10);
+    await containerd.ctrOk(['task', 'kill', '-s', 'SIGUSR2', id]);
+    await waitFor(async () => (await readInContainer(id, '/tmp/sum')) !== '', { timeoutMs: 20_000, intervalMs: 200 });
+    const [now, expected] = (await readInContainer(id, '/tmp/sum')).split(' ');
+    expect(now).toBe(expected);
+  }
+  for (const id of ['map-r1', 'map-r2']) await containerd.removeContainer(id);
+});
