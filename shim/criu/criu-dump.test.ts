@@ -6,12 +6,12 @@ import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { repoRoot } from '../paths/repo-root';
 import { listPagemaps, PAGE_SIZE, PagemapFile, readPresentPages } from './checkpoint-images';
 import { CriuMessageName, decodeEntry, encodeEntry } from './criu-proto';
 import { parseImage, readImageFile, serializeImage } from './image-file';
 import { ImageKind, ImageKinds } from './image-kind';
 import { presentPageCount, readPagemapFile, serializePagemap } from './pagemap';
+import { privateCriu } from './test-criu';
 
 const run = promisify(execFile);
 
@@ -23,19 +23,7 @@ const RECORD = 16;
 const MARKED_PAGES = 300;
 const RECORDS = (MARKED_PAGES * 4096) / RECORD;
 
-function criuPath(): string | undefined {
-  const file = path.join(repoRoot(), '.deps', 'paths.json');
-  if (!fs.existsSync(file)) return undefined;
-  const bin = (JSON.parse(fs.readFileSync(file, 'utf8')) as { CRIU_BIN?: string }).CRIU_BIN;
-  return bin ? path.join(bin, 'criu') : undefined;
-}
-
-const criu = criuPath();
-const skipReason = !criu
-  ? '.deps/paths.json with CRIU_BIN is missing: run `make build`'
-  : process.getuid?.() !== 0
-    ? 'CRIU dumps need root'
-    : undefined;
+const { criu, skipReason } = privateCriu();
 const hasPython = spawnSync('python3', ['-c', 'pass'], { stdio: 'ignore' }).status === 0;
 
 interface MarkedPage {

@@ -6,19 +6,12 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { repoRoot } from '../paths/repo-root';
+import { privateCriu } from '../criu/test-criu';
 import { rewriteForMapping } from './rewrite-images';
 
 const run = promisify(execFile);
 
-function criuPath(): string | undefined {
-  const file = path.join(repoRoot(), '.deps', 'paths.json');
-  if (!fs.existsSync(file)) return undefined;
-  const bin = (JSON.parse(fs.readFileSync(file, 'utf8')) as { CRIU_BIN?: string }).CRIU_BIN;
-  return bin ? path.join(bin, 'criu') : undefined;
-}
-const criu = criuPath();
-const skipReason = !criu ? '.deps/paths.json with CRIU_BIN is missing: run `make build`' : process.getuid?.() !== 0 ? 'CRIU needs root' : undefined;
+const { criu, skipReason } = privateCriu();
 
 // ~30 MB of V8 objects whose checksum the process knows; SIGUSR2 makes it run a full GC, then
 // write the checksum it computes now next to the one it computed at start.
