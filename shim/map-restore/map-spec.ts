@@ -4,6 +4,7 @@
 // spec onto the host path it names now.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { InvalidArgumentError } from '../errors/shim-error';
 import { setMount, type OciSpec } from '../spec/oci-spec';
 
 export const RESTORE_ANNOTATION = 'io.pageshare.restore';
@@ -17,7 +18,7 @@ export function restoreModeOf(spec: OciSpec): RestoreMode {
   const value = spec.annotations?.[RESTORE_ANNOTATION];
   if (value === undefined || value === 'copy') return 'copy';
   if (value === 'map') return 'map';
-  throw new Error(`annotation ${RESTORE_ANNOTATION}=${value}: expected map or copy`);
+  throw new InvalidArgumentError(`annotation ${RESTORE_ANNOTATION}=${value}: expected map or copy`);
 }
 
 /** A sharing domain's page-cache dir on the host: one per containerd namespace. */

@@ -1,0 +1,38 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { PAGE_CACHE_MOUNT, prepareMapRestore, restoreModeOf } from './map-spec';
+
+let work: string;
+beforeEach(() => {
+  work = fs.mkdtempSync(path.join(os.tmpdir(), 'pageshare-map-spec-'));
+});
+afterEach(() => fs.rmSync(work, { recursive: true, force: true }));
+
+function bundleWith(annotations?: Record<string, string>): string {
+  const bundle = path.join(work, 'bundle');
+  fs.mkdirSync(bundle, { recursive: true });
+  fs.writeFileSync(path.join(bundle, 'config.json'), JSON.stringify({ ociVersion: '1.0.2', mounts: [{ destination: '/proc', type: 'proc', source: 'proc' }], ...(annotations ? { annotations } : {}) }));
+  return bundle;
+}
+
+it('is chosen by the annotation: copy by default, a clear error for anything but map or copy', () => {
+  expect(restoreModeOf({})).toBe('copy');
+  expect(restoreModeOf({ annotations: { 'io.pageshare.restore': 'map' } })).toBe('map');
+  expect(() => restoreModeOf({ annotations: { 'io.pageshare.restore': 'mmap' } })).toThrow(/io.pageshare.restore=mmap: expected map or copy/);
+});
+
+it("adds the domain's read-only mount once, and leaves a container that does not opt in byte for byte", () => {
+  const plain = bundleWith();
+  const before = fs.readFileSync(path.join(plain, 'config.json'));
+  expect(prepareMapRestore(plain, path.join(work, 'store'), 'default')).toBeUndefined();
+  expect(fs.readFileSync(path.join(plain, 'config.json'))).toEqual(before);
+
+  const bundle = bundleWith({ 'io.pageshare.restore': 'map' });
+  const settings = prepareMapRestore(bundle, path.join(work, 'store'), 'ns1');
+  prepareMapRestore(bundle, path.join(work, 'store'), 'ns1'); // a restore's Create sees the checkpointed spec again
+  expect(settings).toEqual({ domainDir: path.join(work, 'store', 'page-cache', 'ns1') });
+  expect(fs.statSync(settings!.domainDir).isDirectory()).toBe(true);
+  const mounts = (JSON.parse(fs.readFileSync(path.join(bundle, 'config.json'), 'utf8')) as { mounts: Array<{ destination: string; source: string; options: string[] }> }).mounts;
+  expect(mounts.filter((m) => m.destination === PAGE_CACHE_MOUNT)).toEqual([expect.objectContaining({ source: settings!.domainDir, options: expect.arrayContaining(['ro', 'noexec']) })]);
+});
