@@ -17,9 +17,9 @@ function bundleWith(annotations?: Record<string, string>): string {
 }
 
 it('is chosen by the annotation: copy by default, a clear error for anything but map or copy', () => {
-  expect(restoreModeOf({})).toBe('copy');
-  expect(restoreModeOf({ annotations: { 'io.pageshare.restore': 'map' } })).toBe('map');
-  expect(() => restoreModeOf({ annotations: { 'io.pageshare.restore': 'mmap' } })).toThrow(/io.pageshare.restore=mmap: expected map or copy/);
+  expect(restoreModeOf({ ociVersion: '1.0.2' })).toBe('copy');
+  expect(restoreModeOf({ ociVersion: '1.0.2', annotations: { 'io.pageshare.restore': 'map' } })).toBe('map');
+  expect(() => restoreModeOf({ ociVersion: '1.0.2', annotations: { 'io.pageshare.restore': 'mmap' } })).toThrow(/io.pageshare.restore=mmap: expected map or copy/);
 });
 
 it("adds the domain's read-only mount once, and leaves a container that does not opt in byte for byte", () => {
