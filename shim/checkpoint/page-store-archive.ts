@@ -10,6 +10,8 @@ import { PagemapFile, checkPagesFile, listPagemaps } from '../criu/checkpoint-im
 import { PAGE_SIZE } from '../criu/page-size';
 import { presentPageCount } from '../criu/pagemap';
 import { log } from '../log/logger';
+import { PAGE_CACHE_MOUNT } from '../map-restore/map-spec';
+import { rewriteForMapping } from '../map-restore/rewrite-images';
 import { PAGE_MANIFEST_FILE, readManifestFileSync, writeManifestFile } from '../store/manifest-file';
 import type { ManifestPagesFile, PageManifest } from '../store/page-manifest';
 import type { IngestSession } from '../store/ingest-session';
@@ -138,8 +140,6 @@ export class PageStoreArchive implements CheckpointArchive {
       const started = Date.now();
       // One page-cache file per checkpoint and domain, shared by every replica restored from it.
       const name = `${manifest.checkpointId}.pages`;
-      const { rewriteForMapping } = await import('../map-restore/rewrite-images');
-      const { PAGE_CACHE_MOUNT } = await import('../map-restore/map-spec');
       const result = await rewriteForMapping(dir, { hostPath: path.join(pageCacheDir, name), pathInRestore: `${PAGE_CACHE_MOUNT}/${name}` }, { reuse: true });
       log.info(
         `checkpoint ${manifest.checkpointId} for ${context.containerId}: map mode, ${result.mappings} mappings of ${name} (${result.mappedPages} pages, file ${result.wroteFile ? 'written' : 'reused'}), ${result.keptPages} pages copied, in ${Date.now() - started} ms`,

@@ -10,6 +10,7 @@ import { decodeEntry, encodeEntry, u64ToBigInt, type WireLong } from '../criu/cr
 import { readImageFile, writeImageFile } from '../criu/image-file';
 import { ImageKinds } from '../criu/image-kind';
 import { writePagemapFile } from '../criu/pagemap';
+import { readFully, syncDirectorySync, writeFully } from '../store/durable-fs';
 import { planTaskMapping, type ByteCopy, type MapPlan } from './map-plan';
 import { MAP_ANONYMOUS, VMA_ANON_PRIVATE, VMA_FILE_PRIVATE } from './vma-status';
 
@@ -128,12 +129,7 @@ function writePageCacheFile(hostPath: string, fileBytes: number, tasks: readonly
     fs.closeSync(fd);
   }
   fs.renameSync(tmp, hostPath);
-  const dir = fs.openSync(path.dirname(hostPath), 'r');
-  try {
-    fs.fsyncSync(dir);
-  } finally {
-    fs.closeSync(dir);
-  }
+  syncDirectorySync(path.dirname(hostPath));
 }
 
 function copyInto(fromFile: string, toFile: string, copies: readonly ByteCopy[], size: number): void {
@@ -153,9 +149,9 @@ function copyRanges(fromFile: string, toFd: number, copies: readonly ByteCopy[])
     for (const c of copies) {
       for (let done = 0; done < c.length; ) {
         const want = Math.min(COPY_CHUNK, c.length - done);
-        const got = fs.readSync(from, buffer, 0, want, c.from + done);
+        const got = readFully(from, buffer, want, c.from + done);
         if (got !== want) throw new Error(`${fromFile}: short read at ${c.from + done} (${got} of ${want} bytes)`);
-        fs.writeSync(toFd, buffer, 0, got, c.to + done);
+        writeFully(toFd, buffer.subarray(0, got), c.to + done);
         done += got;
       }
     }
