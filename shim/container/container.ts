@@ -224,7 +224,8 @@ export class Container {
       log.info(`gc before checkpoint of ${this.id}: ${outcomes.length} managed runtime(s) in ${Date.now() - started} ms${summary.length > 0 ? `; ${summary.join('; ')}` : ''}`);
     } catch (err) {
       log.warn(`gc before checkpoint of ${this.id} failed, dumping anyway: ${errorMessage(err)}`);
-      if (paused) await this.freezeAgain(undefined);
+      // Frozen again whatever failed (freezing a frozen cgroup changes nothing).
+      if (paused) await this.freezeAgain(freezer);
     }
   }
 
