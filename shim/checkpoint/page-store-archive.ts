@@ -11,12 +11,14 @@ import { PAGE_SIZE } from '../criu/page-size';
 import { presentPageCount } from '../criu/pagemap';
 import { log } from '../log/logger';
 import { PAGE_CACHE_MOUNT } from '../map-restore/map-spec';
-import { rewriteForMapping } from '../map-restore/rewrite-images';
+import { applyImagesMapping, isSealedPageCacheFile, planImagesMapping, writeSealedPageCacheFile, type ImagesMapPlan } from '../map-restore/rewrite-images';
+import type { ByteCopy } from '../map-restore/map-plan';
+import { dumpedMountpoints } from '../map-restore/dumped-mounts';
 import { PAGE_MANIFEST_FILE, readManifestFileSync, writeManifestFile } from '../store/manifest-file';
 import type { ManifestPagesFile, PageManifest } from '../store/page-manifest';
 import type { IngestSession } from '../store/ingest-session';
 import { FileRead, PageHashPool, SharedChunks } from '../store/page-hash-pool';
-import { PageRun, PageRunsBuilder } from '../store/page-runs';
+import { PageRange, PageRun, PageRunsBuilder } from '../store/page-runs';
 import { PageStore } from '../store/page-store';
 import type { ArchiveContext, CheckpointArchive } from './checkpoint-archive';
 
@@ -61,6 +63,11 @@ async function ingestPagesFile(session: IngestSession, pagemap: PagemapFile, poo
     await handle.close();
   }
   return runs.build();
+}
+
+/** The dumped pages' byte ranges of a plan as page ranges of the pages file. */
+function pageRangesOf(copies: readonly ByteCopy[]): PageRange[] {
+  return copies.map((c) => ({ first: c.from / PAGE_SIZE, count: c.length / PAGE_SIZE }));
 }
 
 export class PageStoreArchive implements CheckpointArchive {
@@ -133,19 +140,72 @@ export class PageStoreArchive implements CheckpointArchive {
       if (entry.isFile()) fs.copyFileSync(from, path.join(imageDir, entry.name));
       else fs.cpSync(from, path.join(imageDir, entry.name), { recursive: true });
     }
-    const rebuilt = this.rebuildPages(manifest, imageDir);
     const { pageCacheDir } = context;
-    if (pageCacheDir === undefined) return rebuilt;
-    return rebuilt.then(async (dir) => {
-      const started = Date.now();
-      // One page-cache file per checkpoint and domain, shared by every replica restored from it.
-      const name = `${manifest.checkpointId}.pages`;
-      const result = await rewriteForMapping(dir, { hostPath: path.join(pageCacheDir, name), pathInRestore: `${PAGE_CACHE_MOUNT}/${name}` }, { reuse: true });
-      log.info(
-        `checkpoint ${manifest.checkpointId} for ${context.containerId}: map mode, ${result.mappings} mappings of ${name} (${result.mappedPages} pages, file ${result.wroteFile ? 'written' : 'reused'}), ${result.keptPages} pages copied, in ${Date.now() - started} ms`,
-      );
-      return dir;
-    });
+    return pageCacheDir === undefined ? this.rebuildPages(manifest, imageDir) : this.rebuildForMapping(manifest, imageDir, pageCacheDir, context.containerId);
+  }
+
+  /**
+   * Map mode: the images are planned first (mm and pagemap images suffice), the checkpoint's
+   * page-cache file is written from the store unless a sealed one is there already, only
+   * the pages that stay private are rebuilt into the pages files, and the images are
+   * rewritten to map the file. A replica restored after the first reads no mapped page.
+   */
+  private async rebuildForMapping(manifest: PageManifest, imageDir: string, pageCacheDir: string, containerId: string): Promise<string> {
+    const started = Date.now();
+    if (!(await dumpedMountpoints(imageDir)).includes(PAGE_CACHE_MOUNT)) {
+      log.info(`checkpoint ${manifest.checkpointId} for ${containerId}: dumped without ${PAGE_CACHE_MOUNT}, restored by copying`);
+      return this.rebuildPages(manifest, imageDir);
+    }
+    const plan = await planImagesMapping(imageDir);
+    if (plan.tasks.length === 0) return this.rebuildPages(manifest, imageDir);
+    // One page-cache file per checkpoint and domain, shared by every replica restored from it.
+    const name = `${manifest.checkpointId}.pages`;
+    const cache = { hostPath: path.join(pageCacheDir, name), pathInRestore: `${PAGE_CACHE_MOUNT}/${name}` };
+    const store = PageStore.open(this.root());
+    let wrote: boolean;
+    try {
+      await store.awaitIndexed(manifest.checkpointId);
+      wrote = await this.ensurePageCacheFile(store, manifest, plan, cache.hostPath);
+      const planned = new Map(plan.tasks.map((task) => [path.basename(task.pagesPath), task]));
+      for (const file of manifest.files) {
+        const task = planned.get(file.name);
+        const selection = task ? { ranges: pageRangesOf(task.plan.toPages) } : undefined;
+        await store.writeManifestPages(manifest, file.name, path.join(imageDir, file.name), this.hashPool, selection);
+      }
+    } finally {
+      store.close();
+    }
+    const result = await applyImagesMapping(imageDir, plan, cache);
+    log.info(
+      `checkpoint ${manifest.checkpointId} for ${containerId}: map mode, ${result.mappings} mappings of ${name} (${result.mappedPages} pages, file ${wrote ? 'written' : 'reused'}), ${result.keptPages} pages rebuilt, in ${Date.now() - started} ms`,
+    );
+    return imageDir;
+  }
+
+  /** Page-cache files being written by this process: replicas restored at once wait for one writer. */
+  private readonly writing = new Map<string, Promise<void>>();
+
+  /** Makes sure hostPath is the sealed page-cache file of the plan; true if this call wrote it. */
+  private async ensurePageCacheFile(store: PageStore, manifest: PageManifest, plan: ImagesMapPlan, hostPath: string): Promise<boolean> {
+    const pending = this.writing.get(hostPath);
+    if (pending !== undefined) {
+      await pending;
+      return false;
+    }
+    if (isSealedPageCacheFile(hostPath, plan)) return false;
+    const job = writeSealedPageCacheFile(hostPath, plan, (fd, task) =>
+      store.writeManifestPages(manifest, path.basename(task.pagesPath), fd, this.hashPool, {
+        ranges: pageRangesOf(task.plan.toFile),
+        segments: task.plan.toFile.map((c) => ({ pages: c.length / PAGE_SIZE, position: task.fileBase + c.to })),
+      }),
+    );
+    this.writing.set(hostPath, job);
+    try {
+      await job;
+    } finally {
+      this.writing.delete(hostPath);
+    }
+    return true;
   }
 
   private async rebuildPages(manifest: PageManifest, imageDir: string): Promise<string> {

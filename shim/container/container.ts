@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { CheckpointArchive } from '../checkpoint/checkpoint-archive';
 import { parseCheckpointRequest } from '../checkpoint/checkpoint-request';
+import { giveReplicaItsCgroup } from '../checkpoint/replica-cgroup';
 import { makeScratchDir } from '../checkpoint/scratch-dir';
 import { prepareMapRestore } from '../map-restore/map-spec';
 import { NODE_AGENT_FILE, agentsDir, prepareGcHook, type GcSettings } from '../gc/gc-spec';
@@ -62,6 +63,10 @@ export class Container {
     // Before runc sees the spec (a restore's spec is the checkpointed one: it keeps the hook).
     const gc = prepareGcHook(bundle, namespace, request.id);
     const mapRestore = prepareMapRestore(bundle, defaultStoreRoot(), namespace);
+    if (request.checkpoint) {
+      const cgroup = giveReplicaItsCgroup(bundle, request.id);
+      if (cgroup !== undefined) log.info(`restore of ${request.id}: its own cgroup ${cgroup} (the checkpoint named another container's)`);
+    }
     const restoreSource = request.checkpoint
       ? {
           checkpointDir: request.checkpoint,

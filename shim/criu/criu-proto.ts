@@ -6,7 +6,7 @@ import * as protobuf from 'protobufjs';
 import { repoRoot } from '../paths/repo-root';
 import { CriuImageError } from './criu-image-error';
 
-export const CRIU_PROTO_FILES = ['pagemap.proto', 'vma.proto', 'mm.proto', 'fown.proto', 'regfile.proto', 'fdinfo.proto'];
+export const CRIU_PROTO_FILES = ['pagemap.proto', 'vma.proto', 'mm.proto', 'fown.proto', 'regfile.proto', 'fdinfo.proto', 'mnt.proto'];
 
 export type CriuMessageName =
   | 'pagemap_head'
@@ -17,7 +17,8 @@ export type CriuMessageName =
   | 'fown_entry'
   | 'reg_file_entry'
   | 'fdinfo_entry'
-  | 'file_entry';
+  | 'file_entry'
+  | 'mnt_entry';
 
 /** Where an entry sits, for error messages. */
 export interface EntryLocation {

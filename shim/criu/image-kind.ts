@@ -33,6 +33,8 @@ export const ImageKinds = Object.freeze({
   /** reg-files.img, from CRIU versions before files.img. */
   REG_FILES: kind('REG_FILES', 0x50363636),
   FDINFO: kind('FDINFO', 0x56213732),
+  /** mountpoints-<id>.img: the mounts of one mount namespace. */
+  MNTS: kind('MNTS', 0x55563928),
   STATS: kind('STATS', 0x57093306, 'service'),
 });
 

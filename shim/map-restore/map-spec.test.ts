@@ -16,10 +16,21 @@ function bundleWith(annotations?: Record<string, string>): string {
   return bundle;
 }
 
-it('is chosen by the annotation: copy by default, a clear error for anything but map or copy', () => {
-  expect(restoreModeOf({ ociVersion: '1.0.2' })).toBe('copy');
-  expect(restoreModeOf({ ociVersion: '1.0.2', annotations: { 'io.pageshare.restore': 'map' } })).toBe('map');
+it('is chosen by the annotation, then PAGESHARE_RESTORE_DEFAULT, then map for managed runtimes; a clear error for anything but map or copy', () => {
+  const noEnv = {};
+  const spec = (args: string[], annotations?: Record<string, string>) => ({ ociVersion: '1.0.2', process: { args }, ...(annotations ? { annotations } : {}) });
+  expect(restoreModeOf({ ociVersion: '1.0.2' }, noEnv)).toBe('copy');
+  expect(restoreModeOf(spec(['/bin/sh', '-c', 'sleep 1']), noEnv)).toBe('copy');
+  expect(restoreModeOf(spec(['/usr/bin/node', 'app.js']), noEnv)).toBe('map');
+  expect(restoreModeOf(spec(['java', '-jar', 'app.jar']), noEnv)).toBe('map');
+  expect(restoreModeOf(spec(['/app/start'], { 'io.pageshare.gc': 'auto' }), noEnv)).toBe('map');
+  expect(restoreModeOf(spec(['/app/start'], { 'io.pageshare.gc': 'off' }), noEnv)).toBe('copy');
+  expect(restoreModeOf(spec(['/usr/bin/node'], { 'io.pageshare.restore': 'copy' }), noEnv)).toBe('copy');
+  expect(restoreModeOf(spec(['/usr/bin/node']), { PAGESHARE_RESTORE_DEFAULT: 'copy' })).toBe('copy');
+  expect(restoreModeOf(spec(['/bin/sh']), { PAGESHARE_RESTORE_DEFAULT: 'map' })).toBe('map');
+  expect(restoreModeOf(spec(['/bin/sh'], { 'io.pageshare.restore': 'map' }), { PAGESHARE_RESTORE_DEFAULT: 'copy' })).toBe('map');
   expect(() => restoreModeOf({ ociVersion: '1.0.2', annotations: { 'io.pageshare.restore': 'mmap' } })).toThrow(/io.pageshare.restore=mmap: expected map or copy/);
+  expect(() => restoreModeOf({ ociVersion: '1.0.2' }, { PAGESHARE_RESTORE_DEFAULT: 'yes' })).toThrow(/PAGESHARE_RESTORE_DEFAULT=yes: expected map or copy/);
 });
 
 it("adds the domain's read-only mount once, and leaves a container that does not opt in byte for byte", () => {

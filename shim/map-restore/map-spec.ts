@@ -5,6 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { InvalidArgumentError } from '../errors/shim-error';
+import { GC_ANNOTATION } from '../gc/gc-spec';
 import { setMount, type OciSpec } from '../spec/oci-spec';
 
 export const RESTORE_ANNOTATION = 'io.pageshare.restore';
@@ -12,13 +13,35 @@ export const RESTORE_ANNOTATION = 'io.pageshare.restore';
 export const PAGE_CACHE_MOUNT = '/.pageshare-pages';
 
 export type RestoreMode = 'map' | 'copy';
+/** The shim's environment (containerd's) may set the mode of containers without the annotation. */
+export const RESTORE_DEFAULT_ENV = 'PAGESHARE_RESTORE_DEFAULT';
 
-/** The annotation's choice; copy when absent (map mode is opt-in while it is new). */
-export function restoreModeOf(spec: OciSpec): RestoreMode {
+/** Programs whose heaps map well: a container running one restores in map mode by default. */
+const MANAGED_RUNTIME_PROGRAM = /^(node|nodejs|java)$/;
+
+/** Whether the container runs a managed runtime: the GC hook is on for it, or its program is one. */
+export function runsManagedRuntime(spec: OciSpec): boolean {
+  const gc = spec.annotations?.[GC_ANNOTATION];
+  if (gc !== undefined && gc !== 'off') return true;
+  const program = spec.process?.args?.[0];
+  return program !== undefined && MANAGED_RUNTIME_PROGRAM.test(path.posix.basename(program));
+}
+
+function parseMode(value: string, where: string): RestoreMode {
+  if (value === 'map' || value === 'copy') return value;
+  throw new InvalidArgumentError(`${where}=${value}: expected map or copy`);
+}
+
+/**
+ * The annotation's choice; without it, PAGESHARE_RESTORE_DEFAULT's; without that, map for a
+ * managed runtime (Node.js, the JVM) and copy for anything else.
+ */
+export function restoreModeOf(spec: OciSpec, env: NodeJS.ProcessEnv = process.env): RestoreMode {
   const value = spec.annotations?.[RESTORE_ANNOTATION];
-  if (value === undefined || value === 'copy') return 'copy';
-  if (value === 'map') return 'map';
-  throw new InvalidArgumentError(`annotation ${RESTORE_ANNOTATION}=${value}: expected map or copy`);
+  if (value !== undefined) return parseMode(value, `annotation ${RESTORE_ANNOTATION}`);
+  const fallback = env[RESTORE_DEFAULT_ENV];
+  if (fallback !== undefined && fallback !== '') return parseMode(fallback, RESTORE_DEFAULT_ENV);
+  return runsManagedRuntime(spec) ? 'map' : 'copy';
 }
 
 /** A sharing domain's page-cache dir on the host: one per containerd namespace. */

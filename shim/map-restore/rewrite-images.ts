@@ -3,6 +3,7 @@
 // ../../../shared/MAP-RESTORE.md for the fields). The page-cache file is written, fsynced and
 // renamed into place before any image names it, and is never written again: a mapped file that
 // changed would show through, one that shrank would SIGBUS.
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { listPagemaps, PAGE_SIZE, pagesFileName } from '../criu/checkpoint-images';
@@ -10,7 +11,7 @@ import { decodeEntry, encodeEntry, u64ToBigInt, type WireLong } from '../criu/cr
 import { readImageFile, writeImageFile } from '../criu/image-file';
 import { ImageKinds } from '../criu/image-kind';
 import { writePagemapFile } from '../criu/pagemap';
-import { readFully, syncDirectorySync, writeFully } from '../store/durable-fs';
+import { readFully, syncDirectorySync, syncFd, writeFully } from '../store/durable-fs';
 import { planTaskMapping, type ByteCopy, type MapPlan } from './map-plan';
 import { MAP_ANONYMOUS, VMA_ANON_PRIVATE, VMA_FILE_PRIVATE } from './vma-status';
 
@@ -40,7 +41,7 @@ interface MmEntry {
   vmas: Array<{ start: WireLong; end: WireLong; prot: number; flags: number; status: number; shmid: WireLong; pgoff: WireLong; fdflags?: number }>;
 }
 
-interface TaskImages {
+export interface TaskImages {
   readonly pid: string;
   readonly mmPath: string;
   readonly mm: MmEntry;
@@ -53,13 +54,17 @@ interface TaskImages {
   readonly fileBase: number;
 }
 
-/**
- * Rewrites `imageDir` in place. With `reuse`, a page-cache file already at hostPath with the
- * planned size is taken as it is (the caller names files per checkpoint); otherwise it is
- * written from the dumped pages first. Returns what was mapped; with nothing mappable the
- * images are left untouched.
- */
-export async function rewriteForMapping(imageDir: string, cache: PageCacheFile, options: { reuse?: boolean } = {}): Promise<MapRewrite> {
+/** What a rewrite will do to a dump's images; computed from mm-*.img and pagemap-*.img only. */
+export interface ImagesMapPlan {
+  /** The tasks with something to map. */
+  readonly tasks: readonly TaskImages[];
+  readonly fileBytes: number;
+  /** Names the page-cache file's layout (which dumped pages sit where). */
+  readonly layout: string;
+}
+
+/** Plans every task of a dump; needs no pages file (a restore plans before rebuilding pages). */
+export async function planImagesMapping(imageDir: string): Promise<ImagesMapPlan> {
   const tasks: TaskImages[] = [];
   let fileBytes = 0;
   for (const pagemap of await listPagemaps(imageDir)) {
@@ -74,62 +79,174 @@ export async function rewriteForMapping(imageDir: string, cache: PageCacheFile, 
     tasks.push({ pid: pagemap.id, mmPath, mm, pagemapPath: pagemap.pagemapPath, pagesPath: pagemap.pagesPath, pagesId: pagemap.pagemap.pagesId, pageCountField: pagemap.pagemap.pageCountField, plan, fileBase: fileBytes });
     fileBytes += plan.fileBytes;
   }
-  const summary = { tasks: tasks.length, mappings: 0, mappedPages: 0, keptPages: 0, fileBytes, wroteFile: false };
-  if (tasks.length === 0) return summary;
+  const layout = crypto
+    .createHash('sha256')
+    .update(JSON.stringify(tasks.map((t) => [t.pid, path.basename(t.pagesPath), t.fileBase, t.plan.toFile])))
+    .digest('hex');
+  return { tasks, fileBytes, layout };
+}
 
-  const reused = options.reuse === true && sizeOf(cache.hostPath) === fileBytes;
-  if (!reused) writePageCacheFile(cache.hostPath, fileBytes, tasks);
-
-  const fileId = await addFileEntry(imageDir, cache, fileBytes);
-  for (const task of tasks) {
-    // Pages that stay, into a new pages file; then the pagemap that describes them.
+/**
+ * Rewrites `imageDir` in place from its dumped pages. With `reuse`, a sealed page-cache file
+ * of the same layout already at hostPath is taken as it is (the caller names files per
+ * checkpoint); otherwise it is written from the dumped pages first. Returns what was mapped;
+ * with nothing mappable the images are left untouched.
+ */
+export async function rewriteForMapping(imageDir: string, cache: PageCacheFile, options: { reuse?: boolean } = {}): Promise<MapRewrite> {
+  const plan = await planImagesMapping(imageDir);
+  if (plan.tasks.length === 0) return { tasks: 0, mappings: 0, mappedPages: 0, keptPages: 0, fileBytes: 0, wroteFile: false };
+  const reused = options.reuse === true && isSealedPageCacheFile(cache.hostPath, plan);
+  if (!reused) {
+    await writeSealedPageCacheFile(cache.hostPath, plan, async (fd, task) => {
+      copyRanges(task.pagesPath, fd, task.plan.toFile.map((c) => ({ ...c, to: task.fileBase + c.to })));
+    });
+  }
+  for (const task of plan.tasks) {
+    // The pages that stay, into a new pages file.
     const newPages = path.join(imageDir, `.${pagesFileName(task.pagesId)}.mapped`);
     copyInto(task.pagesPath, newPages, task.plan.toPages, task.plan.keptPages * PAGE_SIZE);
     fs.renameSync(newPages, task.pagesPath);
+  }
+  return { ...(await applyImagesMapping(imageDir, plan, cache)), wroteFile: !reused };
+}
+
+/**
+ * The image edits of a planned rewrite, once the page-cache file is sealed and each task's
+ * pages file holds only its kept pages: the file in files.img, each task's pagemap (the kept
+ * entries) and mm (the regions as private mappings of the file).
+ */
+export async function applyImagesMapping(imageDir: string, plan: ImagesMapPlan, cache: PageCacheFile): Promise<MapRewrite> {
+  const summary = { tasks: plan.tasks.length, mappings: 0, mappedPages: 0, keptPages: 0, fileBytes: plan.fileBytes, wroteFile: false };
+  if (plan.tasks.length === 0) return summary;
+  const fileId = await addFileEntry(imageDir, cache, plan.fileBytes);
+  for (const task of plan.tasks) {
     await writePagemapFile(task.pagemapPath, { pagesId: task.pagesId, pageCountField: task.pageCountField, entries: task.plan.keptEntries });
+    const mm = task.mm;
     for (const region of task.plan.regions) {
-      const vma = task.mm.vmas[region.vmaIndex];
+      const vma = mm.vmas[region.vmaIndex];
       vma.status = (vma.status & ~VMA_ANON_PRIVATE) | VMA_FILE_PRIVATE;
       vma.flags &= ~MAP_ANONYMOUS; // left in, CRIU would map zeroes
       vma.shmid = fileId;
       vma.pgoff = task.fileBase + region.fileOffset;
       vma.fdflags = O_RDONLY;
     }
-    await writeImageFile(task.mmPath, ImageKinds.MM, [encodeEntry('mm_entry', task.mm)]);
+    await writeImageFile(task.mmPath, ImageKinds.MM, [encodeEntry('mm_entry', mm)]);
     summary.mappings += task.plan.regions.length;
     summary.mappedPages += task.plan.mappedPages;
     summary.keptPages += task.plan.keptPages;
   }
-  return { ...summary, wroteFile: !reused };
+  return summary;
 }
 
-function sizeOf(file: string): number | undefined {
-  try {
-    return fs.statSync(file).size;
-  } catch {
-    return undefined;
+// ---- the sealed page-cache file ---------------------------------------------------------
+//
+// A page-cache file is trusted only with its seal beside it (`<file>.seal`): the layout it
+// was written for and the identity (device, inode, size, ctime) it had once complete. The
+// seal goes after the file is durable under its name, and is removed before a file is
+// replaced, so a crash anywhere leaves either a sealed complete file or one that is not
+// trusted (and is written again). A sealed file whose identity no longer matches was changed
+// after sealing: that is an error, never silently mapped or replaced.
+
+export class PageCacheAlteredError extends Error {
+  constructor(
+    readonly file: string,
+    detail: string,
+  ) {
+    super(`page-cache file ${file} was changed after it was sealed (${detail}); it is not mapped. Remove it and its .seal (pageshare store gc removes them once no container maps them) to have it written again`);
+    this.name = 'PageCacheAlteredError';
   }
 }
 
-/** Sparse, fsynced, then renamed into place, so a name that exists is a complete file. */
-function writePageCacheFile(hostPath: string, fileBytes: number, tasks: readonly TaskImages[]): void {
-  const tmp = `${hostPath}.${process.pid}.tmp`;
+interface PageCacheSeal {
+  readonly version: 1;
+  readonly layout: string;
+  readonly size: number;
+  readonly dev: string;
+  readonly ino: string;
+  readonly ctimeNs: string;
+}
+
+export function sealFileOf(hostPath: string): string {
+  return `${hostPath}.seal`;
+}
+
+function identityOf(file: string): Omit<PageCacheSeal, 'version' | 'layout'> | undefined {
+  try {
+    const st = fs.statSync(file, { bigint: true });
+    return { size: Number(st.size), dev: st.dev.toString(), ino: st.ino.toString(), ctimeNs: st.ctimeNs.toString() };
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+function readSeal(hostPath: string): PageCacheSeal | undefined {
+  let text: string;
+  try {
+    text = fs.readFileSync(sealFileOf(hostPath), 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  try {
+    const seal = JSON.parse(text) as PageCacheSeal;
+    return seal.version === 1 ? seal : undefined;
+  } catch {
+    return undefined; // a torn seal seals nothing
+  }
+}
+
+/**
+ * Whether hostPath is a sealed page-cache file for this plan's layout. False when there is
+ * no file, no seal, or a seal for another layout (the file is then written again); throws
+ * PageCacheAlteredError when the sealed file itself changed.
+ */
+export function isSealedPageCacheFile(hostPath: string, plan: ImagesMapPlan): boolean {
+  const seal = readSeal(hostPath);
+  const now = identityOf(hostPath);
+  if (seal === undefined || now === undefined || seal.layout !== plan.layout) return false;
+  const changed = (['size', 'dev', 'ino', 'ctimeNs'] as const).filter((k) => String(seal[k]) !== String(now[k]));
+  if (changed.length > 0) throw new PageCacheAlteredError(hostPath, `${changed.join(', ')} differ from the seal`);
+  if (now.size !== plan.fileBytes) throw new PageCacheAlteredError(hostPath, `${now.size} bytes, the layout needs ${plan.fileBytes}`);
+  return true;
+}
+
+/**
+ * Writes the page-cache file aside (sparse: `fill` writes each task's mapped pages at its
+ * extent), fsyncs it, renames it into place and seals it. A file being replaced loses its
+ * seal first; processes that map it keep the old inode.
+ */
+export async function writeSealedPageCacheFile(hostPath: string, plan: ImagesMapPlan, fill: (fd: number, task: TaskImages) => Promise<void>): Promise<void> {
+  const dir = path.dirname(hostPath);
+  const tmp = `${hostPath}.${process.pid}-${crypto.randomBytes(4).toString('hex')}.tmp`;
   const fd = fs.openSync(tmp, 'w', 0o444);
   try {
-    fs.ftruncateSync(fd, fileBytes);
-    for (const task of tasks) {
-      const copies = task.plan.toFile.map((c) => ({ ...c, to: task.fileBase + c.to }));
-      copyRanges(task.pagesPath, fd, copies);
-    }
-    fs.fsyncSync(fd);
+    fs.ftruncateSync(fd, plan.fileBytes);
+    for (const task of plan.tasks) await fill(fd, task);
+    await syncFd(fd);
   } catch (err) {
     fs.rmSync(tmp, { force: true });
     throw err;
   } finally {
     fs.closeSync(fd);
   }
+  fs.rmSync(sealFileOf(hostPath), { force: true });
+  syncDirectorySync(dir);
   fs.renameSync(tmp, hostPath);
-  syncDirectorySync(path.dirname(hostPath));
+  syncDirectorySync(dir);
+  const identity = identityOf(hostPath);
+  if (identity === undefined) throw new Error(`page-cache file ${hostPath} vanished right after it was written`);
+  const seal: PageCacheSeal = { version: 1, layout: plan.layout, ...identity };
+  const sealTmp = `${tmp}.seal`;
+  fs.writeFileSync(sealTmp, JSON.stringify(seal), { mode: 0o444 });
+  const sealFd = fs.openSync(sealTmp, 'r');
+  try {
+    fs.fsyncSync(sealFd);
+  } finally {
+    fs.closeSync(sealFd);
+  }
+  fs.renameSync(sealTmp, sealFileOf(hostPath));
+  syncDirectorySync(dir);
 }
 
 function copyInto(fromFile: string, toFile: string, copies: readonly ByteCopy[], size: number): void {

@@ -24,6 +24,26 @@ const WRITE_CHUNKS_AHEAD = 3;
 /** Largest single read of a run of pages that lie back to back in a pack. */
 const MAX_READ_BYTES = 1024 * 1024;
 
+/** Where consecutive output pages go: `pages` pages from byte `position` of the output on. */
+export interface OutputSegment {
+  readonly pages: number;
+  readonly position: number;
+}
+
+/** The writes for output pages first .. first + count - 1: bytes at `at` in the chunk go to `position`. */
+function piecesOf(segments: readonly OutputSegment[], first: number, count: number): Array<{ at: number; position: number; length: number }> {
+  const pieces: Array<{ at: number; position: number; length: number }> = [];
+  let segmentFirst = 0;
+  for (const s of segments) {
+    const from = Math.max(first, segmentFirst);
+    const to = Math.min(first + count, segmentFirst + s.pages);
+    if (from < to) pieces.push({ at: (from - first) * PAGE_SIZE, position: s.position + (from - segmentFirst) * PAGE_SIZE, length: (to - from) * PAGE_SIZE });
+    segmentFirst += s.pages;
+    if (segmentFirst >= first + count) break;
+  }
+  return pieces;
+}
+
 interface Wanted {
   readonly hash: Buffer;
   /** Page indexes in the output that hold this page. */
@@ -103,10 +123,21 @@ export class PageReader {
    * memcmp (zero pages are zeros on both sides), a few chunks at a time, each written once
    * verified. With `locations` (a manifest's, LOCATION_BYTES per stored page) no index is
    * consulted; any page that fails verification goes through readPage(), which looks it up
-   * again or names the problem.
+   * again or names the problem. With `segments`, the pages go to those places instead: the
+   * first segment's pages at its position, the next ones at the next segment's, and so on
+   * (holes between them are left alone).
    */
-  async writeRuns(runs: readonly PageRun[], fd: number, pool: PageHashPool, ctx: PageErrorContext = {}, locations?: Buffer): Promise<void> {
+  async writeRuns(
+    runs: readonly PageRun[],
+    fd: number,
+    pool: PageHashPool,
+    ctx: PageErrorContext = {},
+    locations?: Buffer,
+    segments?: readonly OutputSegment[],
+  ): Promise<void> {
     const total = runsPageCount(runs);
+    const places = segments ?? [{ pages: total, position: 0 }];
+    if (places.reduce((n, s) => n + s.pages, 0) !== total) throw new RangeError(`the output segments hold a different number of pages than the runs (${total})`);
     const inFlight: Array<Promise<void>> = [];
     const buffers = new SharedChunks(WRITE_CHUNK_PAGES);
     const cursor = { run: 0, within: 0, stored: 0 };
@@ -119,7 +150,9 @@ export class PageReader {
         this.fillChunk(runs, cursor, chunk, expected, count, ctx, locations, reads);
         const done = pool.hashPages(chunk, reads).then(async (names) => {
           if (!names.equals(expected)) this.repairChunk(chunk, names, expected, ctx);
-          await writeFullyAsync(fd, chunk, first * PAGE_SIZE);
+          for (const piece of piecesOf(places, first, count)) {
+            await writeFullyAsync(fd, chunk.subarray(piece.at, piece.at + piece.length), piece.position);
+          }
           buffers.give(chunk);
         });
         done.catch(() => undefined); // awaited below; this only marks it handled meanwhile

@@ -138,3 +138,59 @@ export function runsOf(refs: Iterable<PageRef>): PageRun[] {
   b.addAll(refs);
   return b.build();
 }
+
+/** Pages `first` .. `first + count - 1` of a pages file. */
+export interface PageRange {
+  readonly first: number;
+  readonly count: number;
+}
+
+/**
+ * The runs of just the pages in `ranges` (ascending, not overlapping), back to back, in
+ * canonical form; with `locations` (a manifest's, `locationBytes` per stored page) also the
+ * locations of the stored pages kept. What a restore needs when only part of a pages file
+ * is to be written.
+ */
+export function selectPages(
+  runs: readonly PageRun[],
+  ranges: readonly PageRange[],
+  locations?: Buffer,
+  locationBytes = 8,
+): { runs: PageRun[]; locations?: Buffer } {
+  const pieces: PageRun[] = [];
+  const keptLocations: Buffer[] = [];
+  let run = 0;
+  let runFirst = 0; // page number of runs[run]'s first page
+  let storedBefore = 0; // stored pages in the runs before runs[run]
+  for (const range of ranges) {
+    if (range.count <= 0) continue;
+    let at = range.first;
+    const end = range.first + range.count;
+    while (at < end) {
+      while (run < runs.length && runFirst + runs[run].count <= at) {
+        if (runs[run].kind === 'stored') storedBefore += runs[run].count;
+        runFirst += runs[run].count;
+        run++;
+      }
+      if (run >= runs.length) throw new RangeError(`page ${at} is past the end of the pages file (${runFirst} pages)`);
+      const r = runs[run];
+      const from = at - runFirst;
+      const n = Math.min(r.count - from, end - at);
+      if (r.kind === 'zero') pieces.push({ kind: 'zero', count: n });
+      else {
+        pieces.push({ kind: 'stored', count: n, hashes: r.hashes.subarray(from * HASH_BYTES, (from + n) * HASH_BYTES) });
+        if (locations) keptLocations.push(locations.subarray((storedBefore + from) * locationBytes, (storedBefore + from + n) * locationBytes));
+      }
+      at += n;
+    }
+  }
+  // Canonical: neighbours of one kind become one run.
+  const merged: PageRun[] = [];
+  for (const p of pieces) {
+    const last = merged[merged.length - 1];
+    if (last === undefined || last.kind !== p.kind) merged.push(p);
+    else if (last.kind === 'zero') merged[merged.length - 1] = { kind: 'zero', count: last.count + p.count };
+    else merged[merged.length - 1] = { kind: 'stored', count: last.count + p.count, hashes: Buffer.concat([last.hashes, (p as StoredRun).hashes]) };
+  }
+  return locations ? { runs: merged, locations: Buffer.concat(keptLocations) } : { runs: merged };
+}

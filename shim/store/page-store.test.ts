@@ -516,4 +516,49 @@ describe('PageStore', () => {
       await pool.close();
     }
   });
+
+  it('writes only selected pages, each range where its segment says, with and without locations', async () => {
+    const store = open();
+    const pool = new PageHashPool(2);
+    try {
+      // 3000 pages (more than one 2048-page chunk), a zero page inside the first range.
+      const pages = Buffer.concat([randomPages(1500), Buffer.alloc(PAGE_SIZE), randomPages(1499)]);
+      const session = await store.beginIngest({ checkpointId: 'sel', containerId: 'c', namespace: 'n' });
+      const refs = session.addPages(pages);
+      await session.commit();
+      const locations = session.takeLocations();
+      const ranges = [
+        { first: 10, count: 2030 }, // crosses the zero page and the first chunk's end
+        { first: 2100, count: 5 },
+        { first: 2990, count: 10 },
+      ];
+      const segments = [
+        { pages: 2030, position: 4 * PAGE_SIZE },
+        { pages: 5, position: 3000 * PAGE_SIZE },
+        { pages: 10, position: 2040 * PAGE_SIZE },
+      ];
+      const expected = Buffer.alloc(3005 * PAGE_SIZE);
+      ranges.forEach((r, i) => pages.copy(expected, segments[i].position, r.first * PAGE_SIZE, (r.first + r.count) * PAGE_SIZE));
+      for (const withLocations of [true, false]) {
+        const file = { name: 'pages-1.img', runs: runsOf(refs), ...(withLocations ? { locations } : {}) };
+        const manifest = { storeId: store.storeId, checkpointId: 'sel', files: [file] };
+        const out = path.join(root, `sparse-${withLocations}`);
+        const fd = fs.openSync(out, 'w');
+        try {
+          fs.ftruncateSync(fd, expected.length);
+          await store.writeManifestPages(manifest, 'pages-1.img', fd, pool, { ranges, segments });
+        } finally {
+          fs.closeSync(fd);
+        }
+        expect(fs.readFileSync(out).equals(expected)).toBe(true);
+        // Without segments, the selected pages back to back.
+        const packed = path.join(root, `packed-${withLocations}`);
+        await store.writeManifestPages(manifest, 'pages-1.img', packed, pool, { ranges });
+        expect(fs.readFileSync(packed).equals(Buffer.concat(ranges.map((r) => pages.subarray(r.first * PAGE_SIZE, (r.first + r.count) * PAGE_SIZE))))).toBe(true);
+      }
+      await expect(store.writeManifestPages({ storeId: store.storeId, checkpointId: 'sel', files: [{ name: 'pages-1.img', runs: runsOf(refs) }] }, 'pages-1.img', path.join(root, 'x'), pool, { ranges: [{ first: 2999, count: 2 }] })).rejects.toThrow(RangeError);
+    } finally {
+      await pool.close();
+    }
+  });
 });

@@ -22,11 +22,11 @@ import { PackReader } from './pack-reader';
 import { DEFAULT_WRITE_BUFFER_BYTES, PackWriter, makePackReadOnly } from './pack-writer';
 import { CheckpointRecord, PackPin, PageIndex } from './page-index';
 import type { PageHashPool } from './page-hash-pool';
-import { PageReader } from './page-reader';
+import { OutputSegment, PageReader } from './page-reader';
 import { PendingIngestError, decodePendingIngest, listPendingIngests, pendingFile } from './pending-ingest';
-import { PageManifest } from './page-manifest';
+import { LOCATION_BYTES, PageManifest } from './page-manifest';
 import { PageRef } from './page-ref';
-import { pageRefsOf } from './page-runs';
+import { PageRange, pageRefsOf, selectPages } from './page-runs';
 import { GcOptions, GcReport, collectGarbage } from './store-gc';
 import {
   CheckpointExistsError,
@@ -78,6 +78,12 @@ export interface StoreStats {
 }
 
 /** Where a page lives now (gc compaction may move it; pin the pack before mapping it). */
+/** Part of a pages file, and where its pages go in the output (back to back from 0 when absent). */
+export interface PageSelection {
+  readonly ranges: readonly PageRange[];
+  readonly segments?: readonly OutputSegment[];
+}
+
 export interface PagePlace {
   readonly packId: number;
   readonly offset: number;
@@ -259,22 +265,24 @@ export class PageStore {
   }
 
   /**
-   * readManifestPages() written straight into the file `outFile` (created or replaced), on
-   * the hash pool: the way to rebuild a large pages file for a restore.
+   * readManifestPages() written straight into `out` (a file created or replaced, or an open
+   * descriptor), on the hash pool: the way to rebuild a large pages file for a restore. With
+   * a selection, only those pages, placed where its segments say.
    */
-  async writeManifestPages(manifest: PageManifest, fileName: string, outFile: string, pool: PageHashPool): Promise<void> {
+  async writeManifestPages(manifest: PageManifest, fileName: string, out: string | number, pool: PageHashPool, selection?: PageSelection): Promise<void> {
     this.requireOpen();
     if (manifest.storeId !== this.storeId) throw new WrongStoreError(manifest.checkpointId, manifest.storeId, this.storeId, this.root);
     const file = manifest.files.find((f) => f.name === fileName);
     if (file === undefined) throw new StoreArgumentError(`the manifest of checkpoint ${manifest.checkpointId} has no pages file ${fileName}`);
     // Locations are trusted only while the store keeps the checkpoint (its pages then exist);
     // otherwise every page is looked up, and one gc removed fails the restore, named.
-    const locations = file.locations !== undefined && this.index.checkpointExists(manifest.checkpointId) ? file.locations : undefined;
-    const fd = fs.openSync(outFile, 'w');
+    const allLocations = file.locations !== undefined && this.index.checkpointExists(manifest.checkpointId) ? file.locations : undefined;
+    const { runs, locations } = selection ? selectPages(file.runs, selection.ranges, allLocations, LOCATION_BYTES) : { runs: file.runs, locations: allLocations };
+    const fd = typeof out === 'number' ? out : fs.openSync(out, 'w');
     try {
-      await this.pageReader.writeRuns(file.runs, fd, pool, { checkpointId: manifest.checkpointId }, locations);
+      await this.pageReader.writeRuns(runs, fd, pool, { checkpointId: manifest.checkpointId }, locations, selection?.segments);
     } finally {
-      fs.closeSync(fd);
+      if (typeof out !== 'number') fs.closeSync(fd);
     }
   }
 
