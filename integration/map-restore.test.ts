@@ -137,6 +137,12 @@ it('restores replicas (at once, each in its own cgroup) that map their V8 heap f
   expect(r2now).toBe(r2expected);
   fs.rmSync(hostFile);
   fs.rmSync(`${hostFile}.seal`);
+  // The second checkpoint depends on the file (a marker says so); without it, a clear error.
+  expect(fs.readdirSync(`${hostFile}.refs`)).toHaveLength(1);
+  const orphaned = await containerd.ctr(['containers', 'restore', '--live', '--rw', 'map-r5', 'docker.io/library/map-r1:1']);
+  expect(orphaned.code).not.toBe(0);
+  expect(orphaned.stderr).toMatch(/maps the page-cache file .* and it is gone/);
+  await containerd.removeContainer('map-r5').catch(() => undefined);
   await containerd.ctrOk(['containers', 'restore', '--live', '--rw', 'map-r4', 'docker.io/library/map-src:1']);
   expect(fs.existsSync(`${hostFile}.seal`)).toBe(true);
   expect(fs.readFileSync(`/proc/${await pidOf('map-r4')}/maps`, 'utf8')).toContain(`/.pageshare-pages/${cacheFile}`);

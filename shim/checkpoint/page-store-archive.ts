@@ -10,10 +10,11 @@ import { PagemapFile, checkPagesFile, listPagemaps } from '../criu/checkpoint-im
 import { PAGE_SIZE } from '../criu/page-size';
 import { presentPageCount } from '../criu/pagemap';
 import { log } from '../log/logger';
-import { PAGE_CACHE_MOUNT } from '../map-restore/map-spec';
+import { PAGE_CACHE_MOUNT, pageCacheDir } from '../map-restore/map-spec';
 import { applyImagesMapping, isSealedPageCacheFile, planImagesMapping, writeSealedPageCacheFile, type ImagesMapPlan } from '../map-restore/rewrite-images';
 import type { ByteCopy } from '../map-restore/map-plan';
 import { dumpedMountpoints } from '../map-restore/dumped-mounts';
+import { checkPageCacheFilesPresent, pageCacheFilesNamed, recordPageCacheRefs } from '../map-restore/page-cache-refs';
 import { PAGE_MANIFEST_FILE, readManifestFileSync, writeManifestFile } from '../store/manifest-file';
 import type { ManifestPagesFile, PageManifest } from '../store/page-manifest';
 import type { IngestSession } from '../store/ingest-session';
@@ -99,6 +100,10 @@ export class PageStoreArchive implements CheckpointArchive {
           files.push({ name: path.basename(pagemap.pagesPath), runs, locations: session.takeLocations() });
         }
         await session.makeDurable();
+        // A replica restored in map mode depends on its page-cache file(s): recorded before
+        // the checkpoint exists, so gc never sees the checkpoint without its markers.
+        const namedFiles = await pageCacheFilesNamed(imageDir);
+        if (namedFiles.length > 0) recordPageCacheRefs(pageCacheDir(this.root(), context.namespace), namedFiles, session.checkpointId);
         // The pages are durable in the store (and its pending record); only now may a manifest name them.
         fs.mkdirSync(checkpointDir, { recursive: true });
         for (const name of fs.readdirSync(imageDir)) {
@@ -140,8 +145,13 @@ export class PageStoreArchive implements CheckpointArchive {
       if (entry.isFile()) fs.copyFileSync(from, path.join(imageDir, entry.name));
       else fs.cpSync(from, path.join(imageDir, entry.name), { recursive: true });
     }
-    const { pageCacheDir } = context;
-    return pageCacheDir === undefined ? this.rebuildPages(manifest, imageDir) : this.rebuildForMapping(manifest, imageDir, pageCacheDir, context.containerId);
+    return (async () => {
+      const namedFiles = await pageCacheFilesNamed(imageDir);
+      // Before CRIU, which would only say it cannot open a file.
+      if (namedFiles.length > 0) checkPageCacheFilesPresent(pageCacheDir(this.root(), context.namespace), namedFiles, manifest.checkpointId);
+      const domainDir = context.pageCacheDir;
+      return domainDir === undefined ? this.rebuildPages(manifest, imageDir) : this.rebuildForMapping(manifest, imageDir, domainDir, context.containerId);
+    })();
   }
 
   /**
