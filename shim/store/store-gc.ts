@@ -5,12 +5,14 @@
 //
 // Every step is ordered for crashes: index rows go first and files after (a crash leaves an
 // unnamed file, which the next gc removes); a compacted copy is fsynced before the index
-// switches to it, and the old pack is unlinked only after the switch commits.
+// switches to it, and the old pack is unlinked only after the switch commits. Then the
+// page-cache files of map-mode restores that nothing needs any more (page-cache-gc.ts).
 import * as fs from 'node:fs';
 import { PAGE_SIZE } from '../criu/page-size';
 import { readFully, syncDirectory } from './durable-fs';
 import { PACK_HEADER_SIZE } from './pack-header';
 import { PackWriter, makePackReadOnly } from './pack-writer';
+import { NO_PAGE_CACHE_GC, PageCacheGcReport, collectPageCache } from './page-cache-gc';
 import { PackRow, PageIndex, PageMove } from './page-index';
 import { hashPage } from './page-hash';
 import { StoreLayout } from './store-layout';
@@ -21,6 +23,11 @@ export interface GcOptions {
   readonly compact?: boolean;
   /** A sealed pack is compacted when its live pages fill less than this share of it (default 0.5). */
   readonly compactBelow?: number;
+  /**
+   * Only remove these checkpoints' page-cache files, under the same rules (what `checkpoint
+   * rm` does); pages, packs and leftovers wait for a full gc.
+   */
+  readonly pageCacheOf?: readonly string[];
 }
 
 export interface GcReport {
@@ -37,9 +44,24 @@ export interface GcReport {
   readonly compactionSkipped: ReadonlyArray<{ readonly packId: number; readonly reason: string }>;
   /** Leftovers of crashes removed: unnamed pack files, tmp/ entries. */
   readonly orphanFilesRemoved: number;
-  /** Bytes given back to the file system. */
+  /** Page-cache files removed, and those of dropped checkpoints still mapped or referenced. */
+  readonly pageCache: PageCacheGcReport;
+  /** Bytes given back to the file system (pageCache.bytesFreed included). */
   readonly bytesFreed: number;
 }
+
+/** What a gc that removed nothing reports. */
+export const NO_GC: GcReport = {
+  pagesRemoved: 0,
+  packsDeleted: [],
+  packsCompacted: [],
+  packsCreated: [],
+  pinnedKept: [],
+  compactionSkipped: [],
+  orphanFilesRemoved: 0,
+  pageCache: NO_PAGE_CACHE_GC,
+  bytesFreed: 0,
+};
 
 export interface GcContext {
   readonly layout: StoreLayout;
@@ -65,6 +87,11 @@ function unlink(file: string): number {
 /** Run gc. The caller holds the gc and writer locks. */
 export async function collectGarbage(ctx: GcContext, options: GcOptions = {}): Promise<GcReport> {
   const { layout, index } = ctx;
+  const isKept = (id: string): boolean => index.checkpointExists(id);
+  if (options.pageCacheOf !== undefined) {
+    const pageCache = collectPageCache(layout.root, isKept, { checkpointIds: options.pageCacheOf });
+    return { ...NO_GC, pageCache, bytesFreed: pageCache.bytesFreed };
+  }
   let bytesFreed = 0;
 
   const collected = index.collectGarbage();
@@ -95,6 +122,8 @@ export async function collectGarbage(ctx: GcContext, options: GcOptions = {}): P
     }
   }
   await syncDirectory(layout.packsDir);
+  const pageCache = collectPageCache(layout.root, isKept);
+  bytesFreed += pageCache.bytesFreed;
 
   return {
     pagesRemoved: collected.pagesRemoved,
@@ -104,6 +133,7 @@ export async function collectGarbage(ctx: GcContext, options: GcOptions = {}): P
     pinnedKept: [...pinnedKept].sort((a, b) => a - b),
     compactionSkipped: compaction?.skipped ?? [],
     orphanFilesRemoved: orphans.files.length,
+    pageCache,
     bytesFreed,
   };
 }
