@@ -1,8 +1,10 @@
 // `pageshare checkpoint ls|show|rm`: the checkpoints the page store keeps.
 import type { Command } from 'commander';
+import { NO_PAGE_CACHE_GC } from '../store/page-cache-gc';
 import { CheckpointNotFoundError } from '../store/store-error';
 import { CliError, ExitCode, errorText } from './cli-exit';
 import { CommandContext, contextOf, printJson, printText } from './command-context';
+import { pageCacheRmText } from './page-cache-text';
 import { noStoreText, withExistingStore } from './store-access';
 import { CheckpointView, checkpointTable, checkpointText, checkpointView } from './store-report-text';
 
@@ -31,9 +33,9 @@ async function show(ctx: CommandContext, id: string): Promise<ExitCode> {
 async function remove(ctx: CommandContext, ids: readonly string[]): Promise<ExitCode> {
   const removed: string[] = [];
   const notFound: string[] = [];
-  await withExistingStore(
+  const pageCache = await withExistingStore(
     ctx.root,
-    (store) => {
+    async (store) => {
       for (const id of new Set(ids)) {
         try {
           store.removeCheckpoint(id);
@@ -44,15 +46,22 @@ async function remove(ctx: CommandContext, ids: readonly string[]): Promise<Exit
           process.stderr.write(`${errorText(err)}\n`);
         }
       }
+      // After every record is gone: a marker of one removed checkpoint no longer holds another's file.
+      return removed.length === 0 ? NO_PAGE_CACHE_GC : (await store.gc({ pageCacheOf: removed })).pageCache;
     },
     () => {
       notFound.push(...new Set(ids));
       process.stderr.write(`pageshare: ${noStoreText(ctx.root)}: no checkpoint to remove\n`);
+      return NO_PAGE_CACHE_GC;
     },
   );
-  if (ctx.json) printJson({ root: ctx.root, removed, notFound });
+  if (ctx.json) printJson({ root: ctx.root, removed, notFound, pageCache });
   else if (removed.length > 0) {
-    printText(removed.map((id) => `removed checkpoint ${id}`).join('\n') + '\n`pageshare store gc` frees the pages no other checkpoint uses');
+    printText(
+      removed.map((id) => `removed checkpoint ${id}`).join('\n') +
+        '\n`pageshare store gc` frees the pages no other checkpoint uses\n' +
+        pageCacheRmText(pageCache),
+    );
   }
   return notFound.length > 0 ? ExitCode.PROBLEM : ExitCode.OK;
 }
@@ -72,7 +81,9 @@ export function addCheckpointCommands(program: Command, run: (action: () => Prom
     .action((id: string, _opts: unknown, cmd: Command) => run(() => show(contextOf(cmd), id)));
   checkpoint
     .command('rm')
-    .description('stop keeping checkpoints (the next `pageshare store gc` frees their pages); exit code 1 if an id is unknown, the others are still removed')
+    .description(
+      'stop keeping checkpoints (the next `pageshare store gc` frees their pages) and remove their page-cache files unless mapped or referenced; exit code 1 if an id is unknown, the others are still removed',
+    )
     .argument('<id...>', 'checkpoint ids')
     .option('--json', 'print JSON')
     .action((ids: string[], _opts: unknown, cmd: Command) => run(() => remove(contextOf(cmd), ids)));

@@ -230,7 +230,12 @@ describe('pageshare checkpoint', () => {
     await fillStore();
     const r = cli(['checkpoint', 'rm', '--json', 'c1', 'x']);
     expect(r.code).toBe(1);
-    expect(JSON.parse(r.stdout)).toEqual({ root, removed: ['c1'], notFound: ['x'] });
+    expect(JSON.parse(r.stdout)).toEqual({
+      root,
+      removed: ['c1'],
+      notFound: ['x'],
+      pageCache: { removed: [], held: [], staleMarkersRemoved: [], tmpFilesRemoved: [], bytesFreed: 0 },
+    });
   });
 });
 
