@@ -2,7 +2,7 @@
  * Checkpoint benchmark: the stock containerd-shim-runc-v2 (io.containerd.runc.v2) and
  * pageshare (io.containerd.pageshare.v1) side by side on ONE private containerd 1.7, in one
  * run, on one Node.js workload (~200 MB of live heap, a small hot part of it mutated every
- * 100 ms; see APP_JS):
+ * 100 ms; see heapAppJs in common.ts):
  *
  *  1. checkpoint time: wall time of `ctr containers checkpoint --task --image --rw C REF`
  *     (ctr pauses, the shim dumps, containerd stores the tar, ctr resumes);
@@ -35,8 +35,8 @@ import { performance } from 'node:perf_hooks';
 import { startContainerd, type Containerd } from '../integration/harness/containerd';
 import { importImage } from '../integration/harness/image';
 import { NODE_BINARY, nodeImageBuilder } from '../integration/harness/runtime-images';
-import { PAGESHARE_RUNTIME, repoRoot, RUNC_RUNTIME } from '../integration/harness/paths';
-import { run, runOk } from '../integration/harness/process';
+import { PAGESHARE_RUNTIME, RUNC_RUNTIME } from '../integration/harness/paths';
+import { runOk } from '../integration/harness/process';
 import { sleep, WaitAbortedError, waitFor } from '../integration/harness/wait';
 import { shimServerFiles } from '../shim/bootstrap/shim-socket';
 import { scratchRoot } from '../shim/checkpoint/scratch-dir';
@@ -44,15 +44,24 @@ import { PAGE_MANIFEST_FILE } from '../shim/store/manifest-file';
 import { PageStore, type StoreStats } from '../shim/store/page-store';
 import type { CheckpointRecord } from '../shim/store/page-index';
 import {
+  describeSource,
   fmt,
   fmtRatio,
   formatTable,
+  heapAppJs,
+  listDir,
   machineInfo,
+  makeBenchDirs,
   MiB,
   onInterrupt,
+  pageshareServerLog,
   processAlive,
   ratio,
   readMemory,
+  RUNC_ROOT,
+  runcNamespaceDirCleanup,
+  settleStore,
+  sourceVersion,
   summarize,
   timedCtr,
   writeResult,
@@ -85,8 +94,9 @@ const SERIES_GAP_MS = 1000;
 /** Phase polling interval. */
 const POLL_MS = 5;
 
-/** Where both shims keep runc's state (`<root>/<namespace>/<id>`). */
-const RUNC_ROOT = '/run/containerd/runc';
+/** The app's source (see heapAppJs). */
+const APP_JS = heapAppJs(HEAP_MB);
+
 const CRIU_TAR_MEDIA_TYPE = 'application/vnd.containerd.container.criu.checkpoint.criu.tar';
 const SPEC_MEDIA_TYPE = 'application/vnd.containerd.container.checkpoint.config.v1+proto';
 
@@ -102,91 +112,6 @@ function log(message: string): void {
 // ---------------------------------------------------------------------------------------
 // The workload
 
-/**
- * The app in the image. Deterministic data (xorshift PRNG, fixed seed) of four kinds kept
- * in a global: small records with strings and references, text strings, arrays of numbers
- * and Float64Arrays, built until heapUsed + arrayBuffers reach HEAP_MB. Then a hot part
- * allocated together (20000 small records and a 4 MiB buffer, ~3% of the data) is mutated
- * every 100 ms while a sample of the rest is read. Writes /tmp/ready once built and
- * /tmp/hb ("tick touches wallMs") every 20 ms; never writes to stdout or stderr (after a
- * restore nobody reads them).
- */
-const APP_JS = `'use strict';
-const fs = require('fs');
-const TARGET = Number(process.env.BC_HEAP_MB || ${HEAP_MB}) * 1024 * 1024;
-let seed = 0x2545f491;
-function rnd() {
-  seed ^= seed << 13; seed >>>= 0;
-  seed ^= seed >>> 17;
-  seed ^= seed << 5; seed >>>= 0;
-  return seed;
-}
-const WORDS = [];
-for (let i = 0; i < 4096; i++) {
-  let w = '';
-  const n = 3 + (rnd() % 9);
-  for (let j = 0; j < n; j++) w += String.fromCharCode(97 + (rnd() % 26));
-  WORDS.push(w);
-}
-function sentence(words) {
-  const parts = [];
-  for (let i = 0; i < words; i++) parts.push(WORDS[rnd() % WORDS.length]);
-  return parts.join(' ');
-}
-function used() {
-  const m = process.memoryUsage();
-  return m.heapUsed + m.arrayBuffers;
-}
-const data = (globalThis.__bcData = { records: [], texts: [], series: [], matrices: [], hot: [], hotBuffer: null });
-let rounds = 0;
-while (used() < TARGET) {
-  for (let i = 0; i < 2000; i++) {
-    const id = data.records.length;
-    data.records.push({
-      id,
-      name: WORDS[rnd() % WORDS.length] + '-' + id,
-      score: (rnd() % 100000) / 7,
-      flags: rnd() % 256,
-      tags: [WORDS[rnd() % WORDS.length], WORDS[rnd() % WORDS.length]],
-      parent: id > 0 ? data.records[rnd() % id] : null,
-    });
-  }
-  for (let i = 0; i < 400; i++) data.texts.push(sentence(8 + (rnd() % 120)));
-  const series = new Array(2048);
-  for (let i = 0; i < series.length; i++) series[i] = (rnd() % 1000000) / 1000;
-  data.series.push(series);
-  const m = new Float64Array(16384);
-  for (let i = 0; i < m.length; i++) m[i] = Math.sin(rnd()) * 1000;
-  data.matrices.push(m);
-  rounds++;
-}
-const HOT = 20000;
-for (let i = 0; i < HOT; i++) data.hot.push({ id: i, score: (rnd() % 1000) / 3, flags: rnd() % 256 });
-data.hotBuffer = new Float64Array(512 * 1024);
-if (typeof globalThis.gc === 'function') globalThis.gc();
-fs.writeFileSync('/tmp/ready', JSON.stringify({ rounds, records: data.records.length, texts: data.texts.length, hot: HOT, memory: process.memoryUsage() }) + '\\n');
-let tick = 0;
-let touches = 0;
-let checksum = 0;
-setInterval(() => {
-  tick++;
-  fs.writeFileSync('/tmp/hb', tick + ' ' + touches + ' ' + Date.now() + ' ' + checksum + '\\n');
-}, 20);
-setInterval(() => {
-  touches++;
-  for (let i = touches % 50; i < data.hot.length; i += 50) {
-    const r = data.hot[i];
-    r.score = (r.score * 31 + touches) % 100003;
-    r.flags = (r.flags + 1) & 255;
-  }
-  const b = data.hotBuffer;
-  for (let i = touches % 64; i < b.length; i += 64) b[i] += 1;
-  let s = 0;
-  for (let i = touches % 997; i < data.records.length; i += 997) s += data.records[i].score;
-  for (let i = touches % 131; i < data.texts.length; i += 131) s += data.texts[i].length;
-  checksum = s;
-}, 100);
-`;
 
 interface NodeImageInfo {
   nodeBinary: string;
@@ -241,14 +166,6 @@ async function du(dir: string): Promise<DiskBytes> {
   const apparent = first((await runOk('du', ['-s', '--apparent-size', '--block-size=1', dir], { timeoutMs: 30_000 })).stdout);
   const real = first((await runOk('du', ['-s', '--block-size=1', dir], { timeoutMs: 30_000 })).stdout);
   return { apparent, real };
-}
-
-/** The commit the shim was built from, and whether shim/ or native/ had uncommitted changes. */
-async function sourceVersion(): Promise<{ commit: string; shimDirty: boolean } | undefined> {
-  const head = await run('git', ['rev-parse', 'HEAD'], { cwd: repoRoot(), timeoutMs: 10_000 }).catch(() => undefined);
-  if (head?.code !== 0) return undefined;
-  const status = await run('git', ['status', '--porcelain', '--', 'shim', 'native', 'oci-hooks'], { cwd: repoRoot(), timeoutMs: 10_000 });
-  return { commit: head.stdout.trim(), shimDirty: status.stdout.trim() !== '' };
 }
 
 async function leftBehind(dir: string, before: ReadonlySet<string>): Promise<{ entries: string[]; bytes: DiskBytes }> {
@@ -362,14 +279,6 @@ class PhaseWatcher {
     clearInterval(this.timer);
     this.poll();
     return this.seen;
-  }
-}
-
-function listDir(dir: string): string[] {
-  try {
-    return fs.readdirSync(dir);
-  } catch {
-    return [];
   }
 }
 
@@ -657,17 +566,6 @@ function emptyStore(root: string): void {
   for (const name of listDir(root)) fs.rmSync(path.join(root, name), { recursive: true, force: true });
 }
 
-/**
- * Wait until the store is settled: the shim indexes a checkpoint and removes its scratch dir
- * just after the Checkpoint call returns, so bytes measured at once would count CRIU's images
- * and miss the index rows.
- */
-async function settleStore(root: string): Promise<void> {
-  const busy = (): boolean =>
-    listDir(scratchRoot(root)).some((e) => e.startsWith('dump-')) || listDir(path.join(root, 'pending')).some((e) => e.endsWith('.ingest'));
-  await waitFor(() => !busy(), { timeoutMs: 30_000, intervalMs: 20 });
-}
-
 async function storeSnapshot(root: string): Promise<StoreSnapshot> {
   await settleStore(root);
   const store = PageStore.open(root);
@@ -739,11 +637,7 @@ interface RuntimeResult {
 
 async function runBenchmark(): Promise<BenchReport> {
   const started = new Date();
-  const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bc-'));
-  const storeRoot = path.join(workDir, 'store');
-  const ctdDir = path.join(workDir, 'ctd');
-  fs.mkdirSync(storeRoot, { recursive: true });
-  fs.mkdirSync(ctdDir, { recursive: true, mode: 0o700 });
+  const { workDir, storeRoot, ctdDir } = makeBenchDirs('bc-');
   let containerd: Containerd | undefined;
   let lab: Lab | undefined;
   const results: Record<RuntimeKey, RuntimeResult> = {
@@ -752,8 +646,7 @@ async function runBenchmark(): Promise<BenchReport> {
   };
   const notes: string[] = [];
   let shimLog: string[] = [];
-  const runcNsDir = path.join(RUNC_ROOT, NAMESPACE);
-  const runcNsDirExisted = fs.existsSync(runcNsDir);
+  const removeRuncNamespaceDir = runcNamespaceDirCleanup(NAMESPACE);
   let cleaning: Promise<void> | undefined;
   // Shared by the normal end and an interrupt: it runs once, and both wait for all of it.
   const cleanup = (): Promise<void> =>
@@ -764,13 +657,7 @@ async function runBenchmark(): Promise<BenchReport> {
       }
       if (containerd) await containerd.stop().catch((err: unknown) => log(`containerd stop: ${String(err)}`));
       if (containerd) removeServerFiles(containerd.address);
-      if (!runcNsDirExisted) {
-        try {
-          fs.rmdirSync(runcNsDir); // only if empty: runc's per-namespace dir our containers made
-        } catch {
-          /* not empty or already gone */
-        }
-      }
+      removeRuncNamespaceDir();
       fs.rmSync(workDir, { recursive: true, force: true });
     })());
   const unregister = onInterrupt(cleanup);
@@ -885,7 +772,7 @@ async function runBenchmark(): Promise<BenchReport> {
       }
       await lab.removeContainers([id]).catch(() => undefined);
     }
-    shimLog = readShimLog(containerd.address);
+    shimLog = pageshareServerLog(containerd.address, NAMESPACE);
     for (const def of RUNTIMES) {
       const members = results[def.key].rounds.find((s) => s.tarMembers)?.tarMembers;
       if (members && members.length > 0) {
@@ -1137,8 +1024,7 @@ function renderTable(
 ): string {
   const header = ['checkpoint', 'unit', 'runc.v2 (stock)', 'pageshare', 'pageshare/stock', 'goal'];
   const body = rows.map((r) => [r.metric, r.unit, fmt(r.stock, r.digits), fmt(r.pageshare, r.digits), fmtRatio(r.ratio), r.goal]);
-  const shim = source ? `, shim ${source.commit.slice(0, 7)}${source.shimDirty ? ' + uncommitted changes' : ''}` : '';
-  const title = `Checkpoint/restore: containerd ${containerdVersion}, ${nproc} CPUs, kernel ${kernel}, node ${process.version}${shim}`;
+  const title = `Checkpoint/restore: containerd ${containerdVersion}, ${nproc} CPUs, kernel ${kernel}, node ${process.version}${describeSource(source)}`;
   const parts = [title, '', formatTable(header, body, ['left', 'left', 'right', 'right', 'right', 'left']), '', ...FOOTNOTES];
   if (notes.length > 0) parts.push('', 'Notes from this run:', ...notes.map((n) => `  - ${n}`));
   return parts.join('\n');
@@ -1146,16 +1032,6 @@ function renderTable(
 
 // ---------------------------------------------------------------------------------------
 // The pageshare server's files
-
-/** The checkpoint/restore lines of the namespace's pageshare server log (if it logged any). */
-function readShimLog(address: string): string[] {
-  try {
-    const text = fs.readFileSync(shimServerFiles(address, NAMESPACE).log, 'utf8');
-    return text.split('\n').filter((l) => /checkpoint|restore|pages/i.test(l)).slice(-200);
-  } catch {
-    return [];
-  }
-}
 
 /** The lock and log files a pageshare server leaves in its state dir for our namespace. */
 function removeServerFiles(address: string): void {

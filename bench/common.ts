@@ -1,16 +1,21 @@
 /**
  * What every benchmark module shares: summaries of samples, memory from
- * /proc/PID/smaps_rollup, timed commands, machine info, plain-text tables and the
- * results folder. Benchmarks only measure and print: nothing here asserts on a time.
+ * /proc/PID/smaps_rollup and page faults from /proc/PID/stat, timed commands, the Node.js
+ * workloads and their request client, machine info, plain-text tables and the results
+ * folder. Benchmarks only measure and print: nothing here asserts on a time.
  */
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Containerd } from '../integration/harness/containerd';
 import { depPaths, repoRoot } from '../integration/harness/paths';
 import { run } from '../integration/harness/process';
+import { waitFor } from '../integration/harness/wait';
+import { shimServerFiles } from '../shim/bootstrap/shim-socket';
+import { scratchRoot } from '../shim/checkpoint/scratch-dir';
 
 /** A benchmark module as bench/run.ts runs it. */
 /** The two runtimes every benchmark compares. */
@@ -141,14 +146,19 @@ export function zeroMemory(): Memory {
   return { rss: 0, pss: 0, pssAnon: 0, pssFile: 0, pssShmem: 0, uss: 0, swap: 0 };
 }
 
+/** The "Name:   123 kB" lines of a /proc file (smaps_rollup, meminfo), in bytes by name. */
+export function readKbFields(file: string): Map<string, number> {
+  const bytes = new Map<string, number>();
+  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+    const m = /^(\w+):\s+(\d+) kB/.exec(line);
+    if (m) bytes.set(m[1] as string, Number(m[2]) * 1024);
+  }
+  return bytes;
+}
+
 /** Parses /proc/PID/smaps_rollup (kB figures) into bytes; throws if the process is gone. */
 export function readMemory(pid: number): Memory {
-  const text = fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
-  const kb = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    const m = /^(\w+):\s+(\d+) kB/.exec(line);
-    if (m) kb.set(m[1] as string, Number(m[2]) * 1024);
-  }
+  const kb = readKbFields(`/proc/${pid}/smaps_rollup`);
   const f = (name: string): number => kb.get(name) ?? 0;
   return {
     rss: f('Rss'),
@@ -175,6 +185,25 @@ export function medianMemory(readings: readonly Memory[]): Memory {
 }
 
 export const MiB = 1024 * 1024;
+
+/** Page faults a process has taken so far. */
+export interface Faults {
+  minflt: number;
+  majflt: number;
+}
+
+/** /proc/PID/stat fields 10 (minflt) and 12 (majflt); throws if the process is gone. */
+export function readFaults(pid: number): Faults {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // f[0] is field 3 (the state).
+  return { minflt: Number(f[7]), majflt: Number(f[9]) };
+}
+
+/** The faults taken between two readings of one process. */
+export function faultsBetween(before: Faults, after: Faults): Faults {
+  return { minflt: after.minflt - before.minflt, majflt: after.majflt - before.majflt };
+}
 
 // ---------------------------------------------------------------------------------------
 // Commands
@@ -218,6 +247,157 @@ export function timedCtr(containerd: Containerd, namespace: string, args: readon
 }
 
 // ---------------------------------------------------------------------------------------
+// Workloads: apps in the images, and a client for their request servers
+
+/**
+ * A Node.js app with a large live heap (the checkpoint and sharing benchmarks). Deterministic
+ * data (xorshift PRNG, fixed seed) of four kinds kept in a global (`data`): small records with
+ * strings and references, text strings, arrays of numbers and Float64Arrays, built until
+ * heapUsed + arrayBuffers reach $BC_HEAP_MB (default `heapMb`) MiB. `serverJs` runs next
+ * (before /tmp/ready), e.g. a request server over the data. Then a hot part
+ * allocated together (20000 small records and a 4 MiB buffer, ~3% of the data) is mutated
+ * every 100 ms while a sample of the rest is read. Writes /tmp/ready once built and
+ * /tmp/hb ("tick touches wallMs") every 20 ms; never writes to stdout or stderr (after a
+ * restore nobody reads them).
+ */
+export function heapAppJs(heapMb: number, serverJs = ''): string {
+  return `'use strict';
+const fs = require('fs');
+const TARGET = Number(process.env.BC_HEAP_MB || ${heapMb}) * 1024 * 1024;
+let seed = 0x2545f491;
+function rnd() {
+  seed ^= seed << 13; seed >>>= 0;
+  seed ^= seed >>> 17;
+  seed ^= seed << 5; seed >>>= 0;
+  return seed;
+}
+const WORDS = [];
+for (let i = 0; i < 4096; i++) {
+  let w = '';
+  const n = 3 + (rnd() % 9);
+  for (let j = 0; j < n; j++) w += String.fromCharCode(97 + (rnd() % 26));
+  WORDS.push(w);
+}
+function sentence(words) {
+  const parts = [];
+  for (let i = 0; i < words; i++) parts.push(WORDS[rnd() % WORDS.length]);
+  return parts.join(' ');
+}
+function used() {
+  const m = process.memoryUsage();
+  return m.heapUsed + m.arrayBuffers;
+}
+const data = (globalThis.__bcData = { records: [], texts: [], series: [], matrices: [], hot: [], hotBuffer: null });
+let rounds = 0;
+while (used() < TARGET) {
+  for (let i = 0; i < 2000; i++) {
+    const id = data.records.length;
+    data.records.push({
+      id,
+      name: WORDS[rnd() % WORDS.length] + '-' + id,
+      score: (rnd() % 100000) / 7,
+      flags: rnd() % 256,
+      tags: [WORDS[rnd() % WORDS.length], WORDS[rnd() % WORDS.length]],
+      parent: id > 0 ? data.records[rnd() % id] : null,
+    });
+  }
+  for (let i = 0; i < 400; i++) data.texts.push(sentence(8 + (rnd() % 120)));
+  const series = new Array(2048);
+  for (let i = 0; i < series.length; i++) series[i] = (rnd() % 1000000) / 1000;
+  data.series.push(series);
+  const m = new Float64Array(16384);
+  for (let i = 0; i < m.length; i++) m[i] = Math.sin(rnd()) * 1000;
+  data.matrices.push(m);
+  rounds++;
+}
+const HOT = 20000;
+for (let i = 0; i < HOT; i++) data.hot.push({ id: i, score: (rnd() % 1000) / 3, flags: rnd() % 256 });
+data.hotBuffer = new Float64Array(512 * 1024);
+if (typeof globalThis.gc === 'function') globalThis.gc();
+${serverJs}fs.writeFileSync('/tmp/ready', JSON.stringify({ rounds, records: data.records.length, texts: data.texts.length, hot: HOT, memory: process.memoryUsage() }) + '\\n');
+let tick = 0;
+let touches = 0;
+let checksum = 0;
+setInterval(() => {
+  tick++;
+  fs.writeFileSync('/tmp/hb', tick + ' ' + touches + ' ' + Date.now() + ' ' + checksum + '\\n');
+}, 20);
+setInterval(() => {
+  touches++;
+  for (let i = touches % 50; i < data.hot.length; i += 50) {
+    const r = data.hot[i];
+    r.score = (r.score * 31 + touches) % 100003;
+    r.flags = (r.flags + 1) & 255;
+  }
+  const b = data.hotBuffer;
+  for (let i = touches % 64; i < b.length; i += 64) b[i] += 1;
+  let s = 0;
+  for (let i = touches % 997; i < data.records.length; i += 997) s += data.records[i].score;
+  for (let i = touches % 131; i < data.texts.length; i += 131) s += data.texts[i].length;
+  checksum = s;
+}, 100);
+`;
+}
+
+/**
+ * JS that serves requests on the unix socket `socketPath` (CRIU 4.1.1 cannot dump TCP sockets
+ * on this kernel: SO_PASSCRED is refused): each line is answered with a sum over 2000 lookups,
+ * `lookupJs` adding one random lookup to `sum`, so a restored process faults pages in. Needs
+ * `net` (require('net')) in scope.
+ */
+export function nodeRequestServerJs(socketPath: string, lookupJs: string): string {
+  return `net.createServer((c) => {
+  let buf = '';
+  c.on('data', (d) => {
+    buf += d;
+    for (let at = buf.indexOf('\\n'); at >= 0; at = buf.indexOf('\\n')) {
+      buf = buf.slice(at + 1);
+      let sum = 0;
+      for (let k = 0; k < 2000; k++) { ${lookupJs} }
+      c.write(sum + '\\n');
+    }
+  });
+}).listen('${socketPath}');
+`;
+}
+
+/**
+ * Sends `count` requests (a line each) over one connection to a request server's unix socket,
+ * each once the previous one was answered; resolves with the ms from connecting to the last
+ * answer. Rejects on a socket error, or when the answers do not come within `timeoutMs`.
+ */
+export function sendRequests(socketPath: string, count: number, timeoutMs = 60_000): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    let left = count;
+    let buf = '';
+    const c = net.connect(socketPath, () => c.write('q\n'));
+    const timer = setTimeout(() => {
+      c.destroy();
+      reject(new Error(`${socketPath}: ${left} of ${count} requests unanswered after ${timeoutMs} ms`));
+    }, timeoutMs);
+    c.setEncoding('utf8');
+    c.on('data', (d: string) => {
+      buf += d;
+      for (let at = buf.indexOf('\n'); at >= 0; at = buf.indexOf('\n')) {
+        buf = buf.slice(at + 1);
+        if (--left === 0) {
+          clearTimeout(timer);
+          c.destroy();
+          resolve(performance.now() - started);
+          return;
+        }
+        c.write('q\n');
+      }
+    });
+    c.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------
 // Machine info and results
 
 export interface MachineInfo {
@@ -253,6 +433,86 @@ export async function machineInfo(containerd?: Containerd): Promise<MachineInfo>
   const runc = await run(depPaths().RUNC, ['--version'], { timeoutMs: 10_000 }).catch(() => undefined);
   if (runc?.code === 0) info.runc = runc.stdout.split('\n')[0]?.trim();
   return info;
+}
+
+/** The entries of a dir; none when it is missing. */
+export function listDir(dir: string): string[] {
+  try {
+    return fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Waits until a page store (PAGESHARE_ROOT) is settled: the shim indexes a checkpoint and
+ * removes its scratch dir just after the Checkpoint call returns, so bytes measured at once
+ * would count CRIU's images and miss the index rows, and the first restore would wait for it.
+ */
+export async function settleStore(root: string): Promise<void> {
+  const busy = (): boolean =>
+    listDir(scratchRoot(root)).some((e) => e.startsWith('dump-')) || listDir(path.join(root, 'pending')).some((e) => e.endsWith('.ingest'));
+  await waitFor(() => !busy(), { timeoutMs: 30_000, intervalMs: 20 });
+}
+
+/** A benchmark's temp dir, with a page store and a temp dir for containerd in it. */
+export interface BenchDirs {
+  workDir: string;
+  /** PAGESHARE_ROOT of the run. */
+  storeRoot: string;
+  /** containerd's XDG_RUNTIME_DIR: where it dumps and extracts checkpoints (private to the run). */
+  ctdDir: string;
+}
+
+export function makeBenchDirs(prefix: string): BenchDirs {
+  const workDir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const dirs = { workDir, storeRoot: path.join(workDir, 'store'), ctdDir: path.join(workDir, 'ctd') };
+  fs.mkdirSync(dirs.storeRoot, { recursive: true });
+  fs.mkdirSync(dirs.ctdDir, { recursive: true, mode: 0o700 });
+  return dirs;
+}
+
+/** Where both shims keep runc's state (`<root>/<namespace>/<id>`). */
+export const RUNC_ROOT = '/run/containerd/runc';
+
+/**
+ * Notes whether runc's state dir of `namespace` exists now; the function returned removes it
+ * later if it did not and it is empty again (our containers made it).
+ */
+export function runcNamespaceDirCleanup(namespace: string): () => void {
+  const dir = path.join(RUNC_ROOT, namespace);
+  const existed = fs.existsSync(dir);
+  return () => {
+    if (existed) return;
+    try {
+      fs.rmdirSync(dir);
+    } catch {
+      /* not empty or already gone */
+    }
+  };
+}
+
+/** The commit the shim was built from, and whether shim/, native/ or oci-hooks/ had uncommitted changes. */
+export async function sourceVersion(): Promise<{ commit: string; shimDirty: boolean } | undefined> {
+  const head = await run('git', ['rev-parse', 'HEAD'], { cwd: repoRoot(), timeoutMs: 10_000 }).catch(() => undefined);
+  if (head?.code !== 0) return undefined;
+  const status = await run('git', ['status', '--porcelain', '--', 'shim', 'native', 'oci-hooks'], { cwd: repoRoot(), timeoutMs: 10_000 });
+  return { commit: head.stdout.trim(), shimDirty: status.stdout.trim() !== '' };
+}
+
+/** ", shim abc1234" (+ " + uncommitted changes") for a table's title; '' when unknown. */
+export function describeSource(source: { commit: string; shimDirty: boolean } | undefined): string {
+  return source ? `, shim ${source.commit.slice(0, 7)}${source.shimDirty ? ' + uncommitted changes' : ''}` : '';
+}
+
+/** The checkpoint/restore lines of a namespace's pageshare server log (if it logged any), the last 200. */
+export function pageshareServerLog(address: string, namespace: string): string[] {
+  try {
+    const text = fs.readFileSync(shimServerFiles(address, namespace).log, 'utf8');
+    return text.split('\n').filter((l) => /checkpoint|restore|pages/i.test(l)).slice(-200);
+  } catch {
+    return [];
+  }
 }
 
 export function resultsDir(): string {

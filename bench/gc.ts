@@ -8,17 +8,31 @@
  * first 100 requests (lines over the app's unix socket, one client connection). Page cache warm (nothing is dropped). Goal: at least 40%
  * fewer pages dumped with the hook, for both apps, and restore no slower.
  */
-import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { startContainerd, type Containerd } from '../integration/harness/containerd';
 import { importImage } from '../integration/harness/image';
 import { PAGESHARE_RUNTIME } from '../integration/harness/paths';
-import { NODE_BINARY, buildJavaAppImage, javaChurn, nodeChurn, nodeImageBuilder } from '../integration/harness/runtime-images';
+import { buildJavaAppImage, javaChurn, nodeChurn, nodeImageBuilder } from '../integration/harness/runtime-images';
 import { waitFor } from '../integration/harness/wait';
 import { PageStore } from '../shim/store/page-store';
-import { fmt, formatTable, machineInfo, median, onInterrupt, timedCtr, writeResult, type BenchModule, type BenchReport } from './common';
+import {
+  faultsBetween,
+  fmt,
+  formatTable,
+  machineInfo,
+  median,
+  nodeRequestServerJs,
+  onInterrupt,
+  readFaults,
+  sendRequests,
+  timedCtr,
+  writeResult,
+  type BenchModule,
+  type BenchReport,
+  type Faults,
+} from './common';
 
 const NAMESPACE = 'gc-bench';
 const ROUNDS = Number(process.env['BENCH_GC_ROUNDS'] ?? 3);
@@ -35,19 +49,7 @@ const net = require('net');
 const records = [];
 for (let i = 0; i < 200000; i++) records.push({ id: i, name: 'record-' + i, values: [i, i * 2, i * 3, i * 4] });
 ${nodeChurn(500)}
-net.createServer((c) => {
-  let buf = '';
-  c.on('data', (d) => {
-    buf += d;
-    for (let at = buf.indexOf('\\n'); at >= 0; at = buf.indexOf('\\n')) {
-      buf = buf.slice(at + 1);
-      let sum = 0;
-      for (let k = 0; k < 2000; k++) { const r = records[(Math.random() * records.length) | 0]; sum += r.values[1] + r.name.length; }
-      c.write(sum + '\\n');
-    }
-  });
-}).listen('/tmp/app.sock');
-`;
+${nodeRequestServerJs('/tmp/app.sock', 'const r = records[(Math.random() * records.length) | 0]; sum += r.values[1] + r.name.length;')}`;
 
 const JAVA_APP = `
 import java.net.StandardProtocolFamily;
@@ -88,24 +90,6 @@ ${javaChurn(500)}
 }
 `;
 
-/** Sends REQUESTS requests one after the other over one connection to the app's socket (argv[2]). */
-const CLIENT = `
-const net = require('net');
-const started = process.hrtime.bigint();
-let left = ${REQUESTS};
-const c = net.connect(process.argv[2], () => c.write('q\\n'));
-let buf = '';
-c.on('data', (d) => {
-  buf += d;
-  for (let at = buf.indexOf('\\n'); at >= 0; at = buf.indexOf('\\n')) {
-    buf = buf.slice(at + 1);
-    if (--left === 0) { process.stdout.write(String(Number(process.hrtime.bigint() - started) / 1e6)); c.destroy(); return; }
-    c.write('q\\n');
-  }
-});
-c.on('error', (err) => { process.stderr.write(String(err)); process.exit(1); });
-`;
-
 type AppKind = 'node' | 'jvm';
 
 interface Variant {
@@ -119,18 +103,11 @@ interface Sample {
   readonly distinctPages: number;
   readonly restoreMs: number;
   /** Faults of the restored process from its restore until the first request. */
-  readonly faultsAtRestore: { minflt: number; majflt: number };
+  readonly faultsAtRestore: Faults;
   /** Faults during its first REQUESTS requests. */
-  readonly faultsRequests: { minflt: number; majflt: number };
+  readonly faultsRequests: Faults;
   readonly requestsMs: number;
   readonly gc?: unknown;
-}
-
-function faults(pid: number): { minflt: number; majflt: number } {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // Fields 10 (minflt) and 12 (majflt) of stat; f[0] is field 3.
-  return { minflt: Number(f[7]), majflt: Number(f[9]) };
 }
 
 class GcLab {
@@ -138,7 +115,6 @@ class GcLab {
     private readonly containerd: Containerd,
     private readonly storeRoot: string,
     private readonly gcRoot: string,
-    private readonly clientFile: string,
   ) {}
 
   private ctr(args: readonly string[]): Promise<unknown> {
@@ -180,10 +156,10 @@ class GcLab {
     const rs = await timedCtr(this.containerd, NAMESPACE, ['containers', 'restore', '--live', '--rw', restored, ref]);
     if (rs.code !== 0) throw new Error(`restore of ${id}: ${rs.stderr}`);
     const rpid = await this.pidOf(restored);
-    const atRestore = faults(rpid);
+    const atRestore = readFaults(rpid);
     // The socket is a file in the container's filesystem: reachable from here.
-    const requestsMs = Number(execFileSync(NODE_BINARY, [this.clientFile, `/proc/${rpid}/root/tmp/app.sock`], { encoding: 'utf8', timeout: 60_000 }));
-    const after = faults(rpid);
+    const requestsMs = await sendRequests(`/proc/${rpid}/root/tmp/app.sock`, REQUESTS);
+    const after = readFaults(rpid);
     await this.remove(restored);
     await this.ctr(['images', 'rm', ref]);
     return {
@@ -192,7 +168,7 @@ class GcLab {
       distinctPages: record.uniquePages,
       restoreMs: rs.ms,
       faultsAtRestore: atRestore,
-      faultsRequests: { minflt: after.minflt - atRestore.minflt, majflt: after.majflt - atRestore.majflt },
+      faultsRequests: faultsBetween(atRestore, after),
       requestsMs,
       gc,
     };
@@ -210,8 +186,6 @@ async function run(): Promise<BenchReport> {
   const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gcbench-'));
   const storeRoot = path.join(workDir, 'store');
   const gcRoot = path.join(workDir, 'gc');
-  const clientFile = path.join(workDir, 'client.js');
-  fs.writeFileSync(clientFile, CLIENT);
   let containerd: Containerd | undefined;
   const unregister = onInterrupt(async () => {
     await containerd?.stop();
@@ -222,7 +196,7 @@ async function run(): Promise<BenchReport> {
     await buildImages(workDir);
     containerd = await startContainerd({ version: '1.7', env: { PAGESHARE_ROOT: storeRoot, PAGESHARE_GC_RUN_ROOT: gcRoot } });
     for (const tar of ['node.tar', 'jvm.tar']) await importImage(containerd, path.join(workDir, tar), { namespace: NAMESPACE });
-    const lab = new GcLab(containerd, storeRoot, gcRoot, clientFile);
+    const lab = new GcLab(containerd, storeRoot, gcRoot);
     const variants: Variant[] = [
       { app: 'node', hook: false },
       { app: 'node', hook: true },

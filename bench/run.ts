@@ -3,15 +3,16 @@
  * writes its raw samples and summary to bench/results/<name>.json.
  *
  *   node dist/bench/run.js              every module
- *   node dist/bench/run.js lifecycle    only the named ones (lifecycle, checkpoint, gc)
+ *   node dist/bench/run.js lifecycle    only the named ones (lifecycle, checkpoint, gc, sharing)
  */
 import { installInterruptHandlers, type BenchModule } from './common';
 import { checkpoint } from './checkpoint';
 import { gc } from './gc';
 import { lifecycle } from './lifecycle';
+import { sharing } from './sharing';
 
-/** In the order they run. Add new modules (checkpoint, gc, sharing...) here. */
-const MODULES: readonly BenchModule[] = [lifecycle, checkpoint, gc];
+/** In the order they run. Add new modules here. */
+const MODULES: readonly BenchModule[] = [lifecycle, checkpoint, gc, sharing];
 
 async function main(argv: readonly string[]): Promise<number> {
   const unknown = argv.filter((name) => !MODULES.some((m) => m.name === name));

@@ -1,0 +1,857 @@
+/**
+ * Sharing benchmark: N replicas restored from one checkpoint, on the stock
+ * containerd-shim-runc-v2 (io.containerd.runc.v2) and on pageshare in map mode (annotation
+ * io.pageshare.restore=map: replicas map their V8 heap privately from one page-cache file),
+ * side by side on ONE private containerd 1.7, in one run.
+ *
+ * Per runtime and app: one source container (the Node.js app of the checkpoint benchmark,
+ * ~200 MB of live heap, with a request server on a unix socket; the GC hook off, so both
+ * runtimes dump the same heap) is checkpointed (`ctr containers checkpoint --task --image
+ * --rw`) and removed; then batches of N replicas are restored from that checkpoint one after
+ * the other (`ctr containers restore --live --rw`), N = 1, 4 and 8, page cache warm, and N = 4
+ * again with `sync; echo 3 > /proc/sys/vm/drop_caches` before each restore (cold). Per batch:
+ * the restore times (each ctr command; all N: sum and wall), the PSS of the N replicas
+ * (smaps_rollup: Pss, Pss_Anon, Pss_File) right after the last restore, the growth of the
+ * system's AnonPages (/proc/meminfo) over the batch, each replica's minflt and majflt
+ * (/proc/PID/stat) right after its restore and over its first 100 requests. The warm N = 4
+ * batch then serves 20 requests a second per replica for 60 s and is measured again. A JVM
+ * app (HotSpot heaps are not mapped by pageshare yet) is restored at N = 4, warm.
+ *
+ * Batches interleave the runtimes (which goes first alternates). PAGESHARE_BENCH_QUICK=1:
+ * N = 1 and 2, 10 s of requests, a 64 MB heap, no JVM. Only measures and prints; writes
+ * bench/results/sharing.json.
+ */
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { startContainerd, type Containerd } from '../integration/harness/containerd';
+import { importImage } from '../integration/harness/image';
+import { PAGESHARE_RUNTIME, RUNC_RUNTIME } from '../integration/harness/paths';
+import { run } from '../integration/harness/process';
+import { buildJavaAppImage, nodeImageBuilder } from '../integration/harness/runtime-images';
+import { sleep, WaitAbortedError, waitFor } from '../integration/harness/wait';
+import { GC_ANNOTATION } from '../shim/gc/gc-spec';
+import { PAGE_CACHE_MOUNT, pageCacheDir, RESTORE_ANNOTATION } from '../shim/map-restore/map-spec';
+import {
+  addMemory,
+  cmdline,
+  describeSource,
+  faultsBetween,
+  fmt,
+  fmtRatio,
+  formatTable,
+  heapAppJs,
+  listDir,
+  machineInfo,
+  makeBenchDirs,
+  median,
+  MiB,
+  nodeRequestServerJs,
+  onInterrupt,
+  pageshareServerLog,
+  parentPid,
+  processAlive,
+  ratio,
+  readFaults,
+  readKbFields,
+  readMemory,
+  runcNamespaceDirCleanup,
+  sendRequests,
+  settleStore,
+  sourceVersion,
+  timedCtr,
+  writeResult,
+  zeroMemory,
+  type BenchModule,
+  type BenchReport,
+  type Faults,
+  type Memory,
+  type RuntimeDef,
+  type RuntimeKey,
+} from './common';
+
+const NAMESPACE = 'sharing-bench';
+const QUICK = process.env['PAGESHARE_BENCH_QUICK'] === '1';
+
+interface Plan {
+  /** Replica counts of the warm Node.js batches, in order. */
+  readonly batchSizes: readonly number[];
+  /** The batch restored again with a cold page cache, kept under steady requests, and of the JVM. */
+  readonly focusN: number;
+  /** How long the focus batch serves steady requests before its PSS is read again. */
+  readonly steadyMs: number;
+  readonly heapMb: number;
+  readonly jvm: boolean;
+}
+
+const PLAN: Plan = QUICK
+  ? { batchSizes: [1, 2], focusN: 2, steadyMs: 10_000, heapMb: 64, jvm: false }
+  : { batchSizes: [1, 4, 8], focusN: 4, steadyMs: 60_000, heapMb: 200, jvm: true };
+/** Requests per replica whose faults are counted after the restores. */
+const REQUESTS = 100;
+/** Steady requests per second and replica. */
+const STEADY_RATE = 20;
+/** After the app reports its data built, before the checkpoint. */
+const SETTLE_MS = 1000;
+const SOCKET = '/tmp/app.sock';
+const JVM_HEAP_MB = 200;
+const JVM_OPTIONS: readonly string[] = ['-Xms16m', '-Xmx768m', `-Dapp.heapMb=${JVM_HEAP_MB}`];
+
+const RUNTIMES: readonly RuntimeDef[] = [
+  { key: 'stock', runtime: RUNC_RUNTIME, label: 'runc.v2 (stock)' },
+  { key: 'pageshare', runtime: PAGESHARE_RUNTIME, label: 'pageshare (map)' },
+];
+/** pageshare's source containers (and so their restores, whose spec comes from the checkpoint). */
+const PAGESHARE_ANNOTATIONS: readonly string[] = ['--annotation', `${RESTORE_ANNOTATION}=map`, '--annotation', `${GC_ANNOTATION}=off`];
+
+function log(message: string): void {
+  process.stderr.write(`[sharing] ${message}\n`);
+}
+
+// ---------------------------------------------------------------------------------------
+// The apps
+
+type AppKind = 'node' | 'jvm';
+
+const IMAGES: Record<AppKind, string> = {
+  node: 'docker.io/library/share-node:latest',
+  jvm: 'docker.io/library/share-jvm:latest',
+};
+
+/** One request: 2000 random reads of records, texts and Float64Arrays of the heap app's data. */
+const NODE_LOOKUP =
+  'const r = data.records[(Math.random() * data.records.length) | 0]; ' +
+  'const m = data.matrices[(Math.random() * data.matrices.length) | 0]; ' +
+  'sum += r.score + r.name.length + r.tags[1].length + data.texts[(Math.random() * data.texts.length) | 0].length + m[k * 8];';
+
+const NODE_APP = heapAppJs(PLAN.heapMb, `const net = require('net');\n${nodeRequestServerJs(SOCKET, NODE_LOOKUP)}`);
+
+/**
+ * ~200 MB of live records (an int[48] each, a ~30-character name for every other one), a
+ * request server on the unix socket answering each line with a sum over 2000 random records,
+ * and a small hot part mutated every 100 ms. Writes /tmp/ready once it serves.
+ */
+const JVM_APP = `
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.ByteBuffer;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.channels.SocketChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.concurrent.ThreadLocalRandom;
+
+public class SharingApp {
+  static int[][] records;
+  static String[] names;
+  static final long[] hot = new long[20000];
+
+  static long answer() {
+    ThreadLocalRandom rnd = ThreadLocalRandom.current();
+    long sum = 0;
+    for (int k = 0; k < 2000; k++) {
+      int i = rnd.nextInt(records.length);
+      sum += records[i][k % 48] + names[i / 2].length();
+    }
+    return sum;
+  }
+
+  static void serve(SocketChannel c) throws Exception {
+    ByteBuffer in = ByteBuffer.allocate(4096);
+    while (c.read(in) > 0) {
+      in.flip();
+      while (in.hasRemaining()) {
+        if (in.get() == '\\n') c.write(ByteBuffer.wrap((answer() + "\\n").getBytes(StandardCharsets.US_ASCII)));
+      }
+      in.clear();
+    }
+    c.close();
+  }
+
+  public static void main(String[] args) throws Exception {
+    long target = Long.getLong("app.heapMb", 200) << 20;
+    int count = (int) (target / 248);
+    records = new int[count][];
+    names = new String[(count + 1) / 2];
+    for (int i = 0; i < count; i++) {
+      int[] r = new int[48];
+      for (int j = 0; j < 48; j++) r[j] = i * 31 + j;
+      records[i] = r;
+      if (i % 2 == 0) names[i / 2] = "record-" + i + "-" + Long.toHexString(i * 0x9E3779B97F4A7C15L);
+    }
+    System.gc();
+    Files.deleteIfExists(Path.of("${SOCKET}"));
+    ServerSocketChannel server = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
+    server.bind(UnixDomainSocketAddress.of("${SOCKET}"));
+    Thread t = new Thread(() -> {
+      while (true) {
+        try { serve(server.accept()); } catch (Exception e) { }
+      }
+    });
+    t.setDaemon(true);
+    t.start();
+    Runtime rt = Runtime.getRuntime();
+    Files.writeString(Path.of("/tmp/ready"), "{\\"records\\":" + count + ",\\"heapUsed\\":" + (rt.totalMemory() - rt.freeMemory()) + "}\\n");
+    for (long touches = 0; ; touches++) {
+      for (int i = (int) (touches % 50); i < hot.length; i += 50) hot[i] = hot[i] * 31 + touches;
+      Thread.sleep(100);
+    }
+  }
+}
+`;
+
+async function buildImages(workDir: string): Promise<void> {
+  const node = await nodeImageBuilder(IMAGES.node);
+  node.builder.addContent('/app/app.js', NODE_APP);
+  node.builder.setCmd(['/usr/bin/node', '--expose-gc', '/app/app.js']);
+  node.builder.setEnv(['PATH=/usr/bin:/bin', `BC_HEAP_MB=${PLAN.heapMb}`]);
+  await node.builder.build(path.join(workDir, 'node.tar'));
+  if (PLAN.jvm) await buildJavaAppImage(IMAGES.jvm, 'SharingApp', JVM_APP, JVM_OPTIONS, workDir, path.join(workDir, 'jvm.tar'));
+}
+
+// ---------------------------------------------------------------------------------------
+// The system
+
+/** The /proc/meminfo fields the benchmark reads, in bytes. */
+interface Meminfo {
+  anonPages: number;
+  cached: number;
+  memAvailable: number;
+}
+
+function readMeminfo(): Meminfo {
+  const kb = readKbFields('/proc/meminfo');
+  return { anonPages: kb.get('AnonPages') ?? NaN, cached: kb.get('Cached') ?? NaN, memAvailable: kb.get('MemAvailable') ?? NaN };
+}
+
+/** `sync; echo 3 > /proc/sys/vm/drop_caches`; resolves with the ms it took. */
+async function dropCaches(): Promise<number> {
+  const started = performance.now();
+  await run('sync', [], { timeoutMs: 120_000 });
+  fs.writeFileSync('/proc/sys/vm/drop_caches', '3');
+  return performance.now() - started;
+}
+
+/**
+ * Did ctr fail because its stdio fifo dir (/run/containerd/fifo/N) vanished before it opened
+ * the fifos? The harness's Containerd.stop() removes every fifo dir that appeared while it
+ * ran, those of other containerds running at the same time included (tests running
+ * alongside the benchmark); such an attempt restored nothing and is made again.
+ */
+function lostFifoDir(stderr: string): boolean {
+  return /failed to open std\w+ fifo \/run\/containerd\/fifo\/.*no such file or directory/.test(stderr);
+}
+
+/** The VMAs of a process that map a file under the page-cache mount. */
+function mappedVmas(pid: number): number {
+  try {
+    return fs.readFileSync(`/proc/${pid}/maps`, 'utf8').split('\n').filter((l) => l.includes(`${PAGE_CACHE_MOUNT}/`)).length;
+  } catch {
+    return 0;
+  }
+}
+
+interface SteadyResult {
+  durationMs: number;
+  /** Per replica: answers received, ticks skipped because the previous request was still out. */
+  answered: number[];
+  skipped: number[];
+  errors: string[];
+}
+
+/**
+ * One connection per socket, a request every 1000/perSecond ms on each while the previous one
+ * was answered (otherwise the tick is skipped), for durationMs.
+ */
+function steadyRequests(sockets: readonly string[], perSecond: number, durationMs: number): Promise<SteadyResult> {
+  const started = performance.now();
+  const answered = sockets.map(() => 0);
+  const skipped = sockets.map(() => 0);
+  const errors: string[] = [];
+  const clients = sockets.map((socket, i) => {
+    let outstanding = true;
+    let buf = '';
+    const c = net.connect(socket, () => c.write('q\n'));
+    c.setEncoding('utf8');
+    c.on('data', (d: string) => {
+      buf += d;
+      for (let at = buf.indexOf('\n'); at >= 0; at = buf.indexOf('\n')) {
+        buf = buf.slice(at + 1);
+        answered[i] = (answered[i] ?? 0) + 1;
+        outstanding = false;
+      }
+    });
+    c.on('error', (err) => errors.push(`${socket}: ${err.message}`));
+    const timer = setInterval(() => {
+      if (outstanding) skipped[i] = (skipped[i] ?? 0) + 1;
+      else {
+        outstanding = true;
+        c.write('q\n');
+      }
+    }, 1000 / perSecond);
+    return { c, timer };
+  });
+  return sleep(durationMs).then(() => {
+    for (const { c, timer } of clients) {
+      clearInterval(timer);
+      c.destroy();
+    }
+    return { durationMs: performance.now() - started, answered, skipped, errors };
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// Samples
+
+type Cache = 'warm' | 'cold';
+
+interface BatchKind {
+  app: AppKind;
+  n: number;
+  cache: Cache;
+  /** Steady requests after the first ones, then PSS again (the focus batch only). */
+  steadyMs: number | undefined;
+}
+
+interface ReplicaSample {
+  id: string;
+  pid: number;
+  restoreMs: number;
+  /** From ctr's exit until `ctr task ls` gave the pid (the app runs meanwhile). */
+  pidLookupMs: number;
+  /** Read once the pid was known: the faults of the restore itself (and of those few ms). */
+  faultsAtRestore: Faults;
+  /** Earlier attempts that failed before restoring anything: ctr's fifo dir was gone (see lostFifoDir). */
+  lostFifos: string[];
+  mappedVmas: number;
+  memoryAfterRestores: Memory;
+  requests: { ms: number; faults: Faults } | { error: string };
+}
+
+interface SteadySample extends SteadyResult {
+  ratePerSecond: number;
+  memory: Memory[];
+  total: Memory;
+  meminfo: Meminfo;
+  faults: Faults[];
+}
+
+interface BatchSample {
+  runtime: RuntimeKey;
+  app: AppKind;
+  n: number;
+  cache: Cache;
+  /** This batch restored the checkpoint for the first time (pageshare writes the page-cache file then). */
+  firstRestoreOfCheckpoint: boolean;
+  replicas: ReplicaSample[];
+  sumMs: number;
+  /** First ctr spawn to last ctr exit, the cache drops between excluded. */
+  wallMs: number;
+  cacheDropMs: number[];
+  meminfoBefore: Meminfo;
+  meminfoAfter: Meminfo;
+  total: Memory;
+  /** The shim processes whose children the replicas are (one server for pageshare, one shim each for runc.v2). */
+  shims: Array<{ pid: number; cmd: string; memory: Memory }>;
+  steady?: SteadySample;
+  error?: string;
+}
+
+interface CheckpointSample {
+  runtime: RuntimeKey;
+  app: AppKind;
+  ref: string;
+  ready: unknown;
+  memoryAtCheckpoint: Memory | undefined;
+  checkpointMs: number;
+  error?: string;
+}
+
+// ---------------------------------------------------------------------------------------
+// The lab: containers of this run
+
+class SharingLab {
+  private readonly tag = crypto.randomBytes(3).toString('hex');
+  /** How many batches restored each checkpoint so far. */
+  private readonly restoresOf = new Map<string, number>();
+
+  constructor(
+    private readonly containerd: Containerd,
+    private readonly storeRoot: string,
+    private readonly ctdDir: string,
+  ) {}
+
+  id(name: string): string {
+    return `sh-${this.tag}-${name}`;
+  }
+
+  private async runningPid(id: string): Promise<number> {
+    return waitFor(`${id} RUNNING`, async () => {
+      const t = (await this.containerd.tasks(NAMESPACE)).find((x) => x.id === id);
+      return t?.status === 'RUNNING' ? t.pid : undefined;
+    }, { timeoutMs: 20_000, intervalMs: 20 });
+  }
+
+  /**
+   * An idle container on pageshare for the whole run: without one, the namespace's shim
+   * server exits 2 s after its last container goes, and the first restore of the next batch
+   * would start it again (a host running containers has it up).
+   */
+  async keepPageshareServerUp(): Promise<void> {
+    const id = this.id('server-keeper');
+    await this.containerd.ctrOk(['run', '-d', '--runtime', PAGESHARE_RUNTIME, IMAGES.node, id, '/usr/bin/node', '-e', 'setInterval(() => {}, 1 << 30)'], {
+      namespace: NAMESPACE,
+    });
+    await this.runningPid(id);
+  }
+
+  /** Runs the app, waits until it serves, checkpoints it and removes it. */
+  async checkpoint(def: RuntimeDef, app: AppKind): Promise<CheckpointSample> {
+    const id = this.id(`${app}-${def.key}-src`);
+    const ref = `docker.io/library/${id}:1`;
+    const sample: CheckpointSample = { runtime: def.key, app, ref, ready: undefined, memoryAtCheckpoint: undefined, checkpointMs: NaN };
+    try {
+      const annotations = def.key === 'pageshare' ? PAGESHARE_ANNOTATIONS : [];
+      await this.containerd.ctrOk(['run', '-d', '--runtime', def.runtime, ...annotations, IMAGES[app], id], { namespace: NAMESPACE });
+      const pid = await this.runningPid(id);
+      sample.ready = await waitFor(`${id} serving (/tmp/ready and ${SOCKET})`, () => {
+        if (!processAlive(pid)) throw new WaitAbortedError(`${id}: init ${pid} exited before it served`);
+        if (!fs.existsSync(`/proc/${pid}/root${SOCKET}`)) return undefined;
+        try {
+          return JSON.parse(fs.readFileSync(`/proc/${pid}/root/tmp/ready`, 'utf8')) as unknown;
+        } catch {
+          return undefined;
+        }
+      }, { timeoutMs: 180_000, intervalMs: 100 });
+      await sleep(SETTLE_MS);
+      sample.memoryAtCheckpoint = readMemory(pid);
+      const ck = await timedCtr(this.containerd, NAMESPACE, ['containers', 'checkpoint', '--task', '--image', '--rw', id, ref]);
+      if (ck.code !== 0) throw new Error(`ctr containers checkpoint ${id} ${ref} exited ${ck.code}: ${ck.stderr.trim()}`);
+      sample.checkpointMs = ck.ms;
+      if (def.key === 'pageshare') await settleStore(this.storeRoot);
+    } catch (err) {
+      sample.error = err instanceof Error ? err.message : String(err);
+    } finally {
+      await this.containerd.removeContainer(id, NAMESPACE);
+    }
+    return sample;
+  }
+
+  /** Restores kind.n replicas of `ref` one after the other, measures them, and removes them. */
+  async batch(def: RuntimeDef, ref: string, kind: BatchKind): Promise<BatchSample> {
+    const ids = Array.from({ length: kind.n }, (_, i) => this.id(`${kind.app}-${def.key}-n${kind.n}-${kind.cache}-${i}`));
+    const previous = this.restoresOf.get(ref) ?? 0;
+    this.restoresOf.set(ref, previous + 1);
+    const sample: BatchSample = {
+      runtime: def.key,
+      app: kind.app,
+      n: kind.n,
+      cache: kind.cache,
+      firstRestoreOfCheckpoint: previous === 0,
+      replicas: [],
+      sumMs: NaN,
+      wallMs: NaN,
+      cacheDropMs: [],
+      meminfoBefore: readMeminfo(),
+      meminfoAfter: readMeminfo(),
+      total: zeroMemory(),
+      shims: [],
+    };
+    try {
+      await this.restoreAll(def, ref, kind, ids, sample);
+      sample.meminfoAfter = readMeminfo();
+      for (const r of sample.replicas) r.memoryAfterRestores = readMemory(r.pid);
+      sample.total = sample.replicas.map((r) => r.memoryAfterRestores).reduce(addMemory, zeroMemory());
+      sample.shims = this.shimsOf(sample.replicas.map((r) => r.pid));
+      for (const r of sample.replicas) {
+        const before = readFaults(r.pid);
+        try {
+          const ms = await sendRequests(`/proc/${r.pid}/root${SOCKET}`, REQUESTS);
+          r.requests = { ms, faults: faultsBetween(before, readFaults(r.pid)) };
+        } catch (err) {
+          r.requests = { error: err instanceof Error ? err.message : String(err) };
+        }
+      }
+      if (kind.steadyMs !== undefined) sample.steady = await this.steady(sample.replicas, kind.steadyMs);
+    } catch (err) {
+      sample.error = err instanceof Error ? err.message : String(err);
+    } finally {
+      for (const id of ids) await this.containerd.removeContainer(id, NAMESPACE);
+      this.removeExtractedCheckpoints();
+    }
+    return sample;
+  }
+
+  private async restoreAll(def: RuntimeDef, ref: string, kind: BatchKind, ids: readonly string[], sample: BatchSample): Promise<void> {
+    let first: number | undefined;
+    let lastExit = 0;
+    let dropsBetween = 0;
+    for (const id of ids) {
+      if (kind.cache === 'cold') {
+        const ms = await dropCaches();
+        sample.cacheDropMs.push(ms);
+        if (first !== undefined) dropsBetween += ms;
+      }
+      if (first === undefined) {
+        sample.meminfoBefore = readMeminfo();
+        first = performance.now();
+      }
+      const lostFifos: string[] = [];
+      let r = await timedCtr(this.containerd, NAMESPACE, ['containers', 'restore', '--live', '--rw', id, ref]);
+      while (r.code !== 0 && lostFifoDir(r.stderr) && lostFifos.length < 2) {
+        lostFifos.push(r.stderr.trim());
+        await this.containerd.removeContainer(id, NAMESPACE);
+        r = await timedCtr(this.containerd, NAMESPACE, ['containers', 'restore', '--live', '--rw', id, ref]);
+      }
+      lastExit = performance.now();
+      if (r.code !== 0) throw new Error(`ctr containers restore --live --rw ${id} ${ref} (${def.key}) exited ${r.code}: ${r.stderr.trim()}`);
+      const pid = await this.runningPid(id);
+      const faultsAtRestore = readFaults(pid);
+      sample.replicas.push({
+        id,
+        pid,
+        restoreMs: r.ms,
+        pidLookupMs: performance.now() - lastExit,
+        faultsAtRestore,
+        lostFifos,
+        mappedVmas: mappedVmas(pid),
+        memoryAfterRestores: zeroMemory(),
+        requests: { error: 'not run' },
+      });
+    }
+    sample.sumMs = sample.replicas.reduce((n, r) => n + r.restoreMs, 0);
+    sample.wallMs = lastExit - (first ?? lastExit) - dropsBetween;
+  }
+
+  private shimsOf(pids: readonly number[]): BatchSample['shims'] {
+    const parents = [...new Set(pids.map((pid) => parentPid(pid)).filter((p): p is number => p !== undefined))];
+    return parents.map((pid) => ({ pid, cmd: cmdline(pid), memory: readMemory(pid) }));
+  }
+
+  private async steady(replicas: readonly ReplicaSample[], durationMs: number): Promise<SteadySample> {
+    const before = replicas.map((r) => readFaults(r.pid));
+    const result = await steadyRequests(replicas.map((r) => `/proc/${r.pid}/root${SOCKET}`), STEADY_RATE, durationMs);
+    const memory = replicas.map((r) => readMemory(r.pid));
+    return {
+      ...result,
+      ratePerSecond: STEADY_RATE,
+      memory,
+      total: memory.reduce(addMemory, zeroMemory()),
+      meminfo: readMeminfo(),
+      faults: replicas.map((r, i) => faultsBetween(before[i] as Faults, readFaults(r.pid))),
+    };
+  }
+
+  /**
+   * containerd 1.7 extracts a checkpoint into a ctrd-checkpoint* dir of its XDG_RUNTIME_DIR
+   * for each restore and never removes it (containerd/containerd#10166): once the replicas
+   * are gone, so that the disk and the page cache do not fill up over the batches.
+   */
+  private removeExtractedCheckpoints(): void {
+    for (const e of listDir(this.ctdDir)) {
+      if (e.startsWith('ctrd-checkpoint')) fs.rmSync(path.join(this.ctdDir, e), { recursive: true, force: true });
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// The table
+
+interface Metric {
+  key: string;
+  label: string;
+  unit: string;
+  digits: number;
+  pick: (b: BatchSample) => number | undefined;
+  /** A time: the row also gives stock/pageshare, how many times faster pageshare is. */
+  time?: boolean;
+}
+
+function medianOf(values: ReadonlyArray<number | undefined>): number | undefined {
+  const present = values.filter((v): v is number => v !== undefined && Number.isFinite(v));
+  return present.length > 0 ? median(present) : undefined;
+}
+
+function requestsOf(r: ReplicaSample): { ms: number; faults: Faults } | undefined {
+  return 'ms' in r.requests ? r.requests : undefined;
+}
+
+const mib = (bytes: number): number => bytes / MiB;
+
+const BATCH_METRICS: readonly Metric[] = [
+  { key: 'restore.perReplica', label: 'restore, per replica (median)', unit: 'ms', digits: 0, time: true, pick: (b) => medianOf(b.replicas.map((r) => r.restoreMs)) },
+  { key: 'restore.sum', label: 'restore, all N: sum', unit: 'ms', digits: 0, time: true, pick: (b) => b.sumMs },
+  { key: 'restore.wall', label: 'restore, all N: wall (first spawn to last exit)', unit: 'ms', digits: 0, time: true, pick: (b) => b.wallMs },
+  { key: 'pss', label: 'PSS of the N replicas, right after the restores', unit: 'MiB', digits: 1, pick: (b) => mib(b.total.pss) },
+  { key: 'pssAnon', label: '  of which Pss_Anon', unit: 'MiB', digits: 1, pick: (b) => mib(b.total.pssAnon) },
+  { key: 'pssFile', label: '  of which Pss_File', unit: 'MiB', digits: 1, pick: (b) => mib(b.total.pssFile) },
+  { key: 'anonGrowth', label: 'AnonPages growth, system-wide, first restore to last', unit: 'MiB', digits: 1, pick: (b) => mib(b.meminfoAfter.anonPages - b.meminfoBefore.anonPages) },
+  { key: 'minfltRestore', label: 'minflt during restore, per replica (median)', unit: 'faults', digits: 0, pick: (b) => medianOf(b.replicas.map((r) => r.faultsAtRestore.minflt)) },
+  { key: 'majfltRestore', label: 'majflt during restore, per replica (median)', unit: 'faults', digits: 0, pick: (b) => medianOf(b.replicas.map((r) => r.faultsAtRestore.majflt)) },
+  { key: 'minfltRequests', label: `minflt over the first ${REQUESTS} requests, per replica (median)`, unit: 'faults', digits: 0, pick: (b) => medianOf(b.replicas.map((r) => requestsOf(r)?.faults.minflt)) },
+  { key: 'majfltRequests', label: `majflt over the first ${REQUESTS} requests, per replica (median)`, unit: 'faults', digits: 0, pick: (b) => medianOf(b.replicas.map((r) => requestsOf(r)?.faults.majflt)) },
+  { key: 'requests', label: `first ${REQUESTS} requests, per replica (median)`, unit: 'ms', digits: 0, time: true, pick: (b) => medianOf(b.replicas.map((r) => requestsOf(r)?.ms)) },
+  { key: 'mappedVmas', label: 'VMAs mapped from the page-cache file, per replica (median)', unit: 'VMAs', digits: 0, pick: (b) => medianOf(b.replicas.map((r) => r.mappedVmas)) },
+  { key: 'shimPss', label: 'PSS of the shim process(es) of the replicas', unit: 'MiB', digits: 1, pick: (b) => mib(b.shims.reduce((n, s) => n + s.memory.pss, 0)) },
+];
+
+const STEADY_METRICS: readonly Metric[] = [
+  { key: 'steady.pss', label: 'PSS of the N replicas', unit: 'MiB', digits: 1, pick: (b) => (b.steady ? mib(b.steady.total.pss) : undefined) },
+  { key: 'steady.pssAnon', label: '  of which Pss_Anon', unit: 'MiB', digits: 1, pick: (b) => (b.steady ? mib(b.steady.total.pssAnon) : undefined) },
+  { key: 'steady.pssFile', label: '  of which Pss_File', unit: 'MiB', digits: 1, pick: (b) => (b.steady ? mib(b.steady.total.pssFile) : undefined) },
+  { key: 'steady.anonGrowth', label: 'AnonPages growth, first restore to the end of the requests', unit: 'MiB', digits: 1, pick: (b) => (b.steady ? mib(b.steady.meminfo.anonPages - b.meminfoBefore.anonPages) : undefined) },
+  { key: 'steady.minflt', label: 'minflt during the steady requests, per replica (median)', unit: 'faults', digits: 0, pick: (b) => medianOf(b.steady?.faults.map((f) => f.minflt) ?? []) },
+  { key: 'steady.answered', label: 'requests answered, all replicas', unit: 'requests', digits: 0, pick: (b) => b.steady?.answered.reduce((n, a) => n + a, 0) },
+];
+
+interface Goal {
+  metric: string;
+  goal: string;
+  value: number | null;
+  met: boolean | null;
+}
+
+/** The goals, read on the warm Node.js batch of PLAN.focusN replicas. */
+const GOALS: ReadonlyArray<{ key: string; text: string; value: (stock: number, ours: number) => number | null; met: (v: number) => boolean }> = [
+  { key: 'pss', text: 'total PSS pageshare/stock <= 0.25x', value: (s, p) => ratio(p, s), met: (v) => v <= 0.25 },
+  { key: 'restore.wall', text: 'restore of all N >= 3x faster (stock/pageshare)', value: (s, p) => ratio(s, p), met: (v) => v >= 3 },
+  { key: 'minfltRestore', text: 'minflt during restore >= 10x fewer (stock/pageshare)', value: (s, p) => ratio(s, p), met: (v) => v >= 10 },
+];
+
+interface Row {
+  section: string;
+  key: string;
+  metric: string;
+  unit: string;
+  stock: number | null;
+  pageshare: number | null;
+  /** pageshare/stock. */
+  ratio: number | null;
+  /** stock/pageshare, for times. */
+  speedUp: number | null;
+  digits: number;
+  goal: string;
+}
+
+type Batches = Map<string, Partial<Record<RuntimeKey, BatchSample>>>;
+
+function batchKey(kind: Pick<BatchKind, 'app' | 'n' | 'cache'>): string {
+  return `${kind.app}/n${kind.n}/${kind.cache}`;
+}
+
+function sectionTitle(kind: BatchKind): string {
+  const app = kind.app === 'node' ? 'Node.js' : 'JVM';
+  const cache = kind.cache === 'warm' ? 'page cache warm' : 'page cache dropped before each restore';
+  return `${app}, N=${kind.n}, ${cache}`;
+}
+
+function buildRows(kinds: readonly BatchKind[], batches: Batches): { rows: Row[]; goals: Goal[] } {
+  const rows: Row[] = [];
+  const goals: Goal[] = [];
+  const focus = batchKey({ app: 'node', n: PLAN.focusN, cache: 'warm' });
+  const add = (section: string, key: string, m: Metric, pair: Partial<Record<RuntimeKey, BatchSample>>): void => {
+    const value = (b: BatchSample | undefined): number | null => {
+      const v = b && b.error === undefined ? m.pick(b) : undefined;
+      return v === undefined || !Number.isFinite(v) ? null : v;
+    };
+    const s = value(pair.stock);
+    const p = value(pair.pageshare);
+    const goal = key === focus ? GOALS.find((g) => g.key === m.key) : undefined;
+    if (goal) {
+      const v = s === null || p === null ? null : goal.value(s, p);
+      goals.push({ metric: `${sectionTitle({ app: 'node', n: PLAN.focusN, cache: 'warm', steadyMs: undefined })}: ${goal.text}`, goal: goal.text, value: v, met: v === null ? null : goal.met(v) });
+    }
+    rows.push({
+      section,
+      key: `${key}/${m.key}`,
+      metric: m.label,
+      unit: m.unit,
+      stock: s,
+      pageshare: p,
+      // A ratio of growths that may be negative (AnonPages) says nothing.
+      ratio: s === null || p === null || s <= 0 || p < 0 ? null : ratio(p, s),
+      speedUp: m.time && s !== null && p !== null ? ratio(s, p) : null,
+      digits: m.digits,
+      goal: goal?.text ?? '',
+    });
+  };
+  for (const kind of kinds) {
+    const key = batchKey(kind);
+    const pair = batches.get(key) ?? {};
+    for (const m of BATCH_METRICS) add(sectionTitle(kind), key, m, pair);
+    if (kind.steadyMs !== undefined) {
+      const section = `${sectionTitle(kind)}, after ${kind.steadyMs / 1000} s of ${STEADY_RATE} requests/s per replica`;
+      for (const m of STEADY_METRICS) add(section, key, m, pair);
+    }
+  }
+  return { rows, goals };
+}
+
+const FOOTNOTES: readonly string[] = [
+  `Apps: Node.js (the host's node) with the checkpoint benchmark's data set (${PLAN.heapMb} MB of records, strings, number arrays and`,
+  `  Float64Arrays; a hot 3% mutated every 100 ms) and a request server on the unix socket ${SOCKET} (each request reads 2000 random`,
+  `  records, texts and Float64Array elements); ${PLAN.jvm ? `the JVM (host JDK 17, G1, ${JVM_OPTIONS.join(' ')}) with ~${JVM_HEAP_MB} MB of records and the same kind of server` : 'no JVM (quick mode)'}.`,
+  '  pageshare maps only V8-heap-like VMAs (private, anonymous, MAP_NORESERVE): HotSpot commits its heap without MAP_NORESERVE.',
+  `pageshare: source containers run with ${PAGESHARE_ANNOTATIONS.filter((a) => a !== '--annotation').join(', ')} (the restores`,
+  '  inherit them from the checkpointed spec); runc.v2: no annotation. One checkpoint per runtime and app, then the batches.',
+  'Each batch: N replicas restored one after the other with `ctr containers restore --live --rw`, timed spawn to exit; wall runs',
+  '  from the first spawn to the last exit and includes, between restores, `ctr task ls` for the pid and the /proc reads (and',
+  '  not the cache drops). Faults "during restore": /proc/PID/stat of the restored process once `ctr task ls` gave its pid',
+  '  (the app runs for those few ms). PSS: the sum of the replicas\' smaps_rollup once the last one is restored, before any',
+  `  request. Then ${REQUESTS} requests per replica over one connection each, one replica after the other. AnonPages: system-wide,`,
+  '  so anything else running on the host shows in it. The replicas are removed after each batch.',
+  'The first batch of each runtime and app restores its checkpoint for the first time (pageshare writes the page-cache file then).',
+  'An idle pageshare container keeps the namespace\'s shim server up through the run (it would exit 2 s after its last',
+  '  container, between batches); runc.v2 starts a shim per replica.',
+  'pageshare/stock: below 1 is less for pageshare; stock/pageshare (times): how many times faster pageshare is.',
+];
+
+function renderTable(title: string, rows: readonly Row[], goals: readonly Goal[], notes: readonly string[]): string {
+  const header = ['sharing', 'unit', 'runc.v2 (stock)', 'pageshare (map)', 'pageshare/stock', 'stock/pageshare', 'goal'];
+  const body: string[][] = [];
+  let section = '';
+  for (const r of rows) {
+    if (r.section !== section) {
+      section = r.section;
+      body.push([section]);
+    }
+    body.push([`  ${r.metric}`, r.unit, fmt(r.stock, r.digits), fmt(r.pageshare, r.digits), fmtRatio(r.ratio), r.speedUp === null ? '' : `${fmtRatio(r.speedUp)} faster`, r.goal]);
+  }
+  const goalLines = goals.map((g) => `goal ${g.metric}: ${g.value === null ? '-' : `${g.value.toFixed(2)}x`} ${g.met === null ? 'not measured' : g.met ? 'met' : 'NOT met'}`);
+  const parts = [title, '', formatTable(header, body, ['left', 'left', 'right', 'right', 'right', 'right', 'left']), '', ...goalLines, '', ...FOOTNOTES];
+  if (notes.length > 0) parts.push('', 'Notes from this run:', ...notes.map((n) => `  - ${n}`));
+  return parts.join('\n');
+}
+
+// ---------------------------------------------------------------------------------------
+// The benchmark
+
+function batchKinds(): BatchKind[] {
+  const node: BatchKind[] = PLAN.batchSizes.map((n) => ({ app: 'node', n, cache: 'warm', steadyMs: n === PLAN.focusN ? PLAN.steadyMs : undefined }));
+  node.push({ app: 'node', n: PLAN.focusN, cache: 'cold', steadyMs: undefined });
+  return PLAN.jvm ? [...node, { app: 'jvm', n: PLAN.focusN, cache: 'warm', steadyMs: undefined }] : node;
+}
+
+/** What the page-cache dir holds at the end: each file's size and allocated bytes. */
+function pageCacheFiles(storeRoot: string): Array<{ name: string; bytes: number; allocated: number }> {
+  const dir = pageCacheDir(storeRoot, NAMESPACE);
+  return listDir(dir).map((name) => {
+    const st = fs.statSync(path.join(dir, name));
+    return { name, bytes: st.size, allocated: st.blocks * 512 };
+  });
+}
+
+async function runBenchmark(): Promise<BenchReport> {
+  const started = new Date();
+  const { workDir, storeRoot, ctdDir } = makeBenchDirs('sharing-');
+  const removeRuncNamespaceDir = runcNamespaceDirCleanup(NAMESPACE);
+  let containerd: Containerd | undefined;
+  let cleaning: Promise<void> | undefined;
+  // Shared by the normal end and an interrupt: it runs once, and both wait for all of it.
+  const cleanup = (): Promise<void> =>
+    (cleaning ??= (async () => {
+      if (containerd) await containerd.stop().catch((err: unknown) => log(`containerd stop: ${String(err)}`));
+      removeRuncNamespaceDir();
+      fs.rmSync(workDir, { recursive: true, force: true });
+    })());
+  const unregister = onInterrupt(cleanup);
+  try {
+    log(`building the images${QUICK ? ' (quick mode)' : ''} and starting containerd 1.7`);
+    await buildImages(workDir);
+    containerd = await startContainerd({ version: '1.7', logLevel: 'info', env: { PAGESHARE_ROOT: storeRoot, XDG_RUNTIME_DIR: ctdDir } });
+    const machine = await machineInfo(containerd);
+    const source = await sourceVersion();
+    await containerd.ctrOk(['namespaces', 'create', NAMESPACE]);
+    for (const app of PLAN.jvm ? (['node', 'jvm'] as const) : (['node'] as const)) {
+      await importImage(containerd, path.join(workDir, `${app}.tar`), { namespace: NAMESPACE });
+    }
+    const lab = new SharingLab(containerd, storeRoot, ctdDir);
+    await lab.keepPageshareServerUp();
+    const kinds = batchKinds();
+    const checkpoints: CheckpointSample[] = [];
+    const batches: Batches = new Map();
+    const notes: string[] = [];
+    for (const app of [...new Set(kinds.map((k) => k.app))]) {
+      const refs: Partial<Record<RuntimeKey, string>> = {};
+      for (const def of RUNTIMES) {
+        const ck = await lab.checkpoint(def, app);
+        checkpoints.push(ck);
+        if (ck.error === undefined) refs[def.key] = ck.ref;
+        else notes.push(`${app} on ${def.key}: no checkpoint (${ck.error}); its batches were skipped`);
+        log(`${app} on ${def.key}: checkpoint ${ck.error ?? `${fmt(ck.checkpointMs, 0)} ms, app PSS ${fmt(mib(ck.memoryAtCheckpoint?.pss ?? NaN), 1)} MiB`}`);
+      }
+      for (const [i, kind] of kinds.filter((k) => k.app === app).entries()) {
+        const order = i % 2 === 0 ? RUNTIMES : [...RUNTIMES].reverse();
+        const pair: Partial<Record<RuntimeKey, BatchSample>> = {};
+        for (const def of order) {
+          const ref = refs[def.key];
+          if (ref === undefined) continue;
+          const b = await lab.batch(def, ref, kind);
+          pair[def.key] = b;
+          if (b.error !== undefined) notes.push(`${sectionTitle(kind)} on ${def.key}: ${b.error}`);
+          log(
+            `${sectionTitle(kind)} on ${def.key}: ` +
+              (b.error ?? `restore wall ${fmt(b.wallMs, 0)} ms, PSS ${fmt(mib(b.total.pss), 1)} MiB, minflt at restore ${b.replicas.map((r) => r.faultsAtRestore.minflt).join(' ')}`),
+          );
+        }
+        batches.set(batchKey(kind), pair);
+      }
+    }
+    for (const [key, pair] of batches) {
+      const failed = Object.values(pair).flatMap((b) => b.replicas.filter((r) => !('ms' in r.requests)).map((r) => `${r.id}: ${(r.requests as { error: string }).error}`));
+      if (failed.length > 0) notes.push(`${key}: requests failed on ${failed.join('; ')}`);
+      const retried = Object.values(pair).flatMap((b) => b.replicas.filter((r) => r.lostFifos.length > 0).map((r) => r.id));
+      if (retried.length > 0) notes.push(`${key}: restore made again after ctr's fifo dir vanished (removed by another harness containerd's stop): ${retried.join(', ')}`);
+      const ps = pair.pageshare;
+      if (ps && ps.error === undefined && ps.app === 'node' && ps.replicas.some((r) => r.mappedVmas === 0)) notes.push(`${key}: a pageshare replica maps nothing from the page-cache file`);
+    }
+
+    const { rows, goals } = buildRows(kinds, batches);
+    const title =
+      `Sharing: N replicas restored from one checkpoint${QUICK ? ' (QUICK MODE)' : ''}; containerd ${machine.containerd ?? '1.7'}, ` +
+      `${machine.nproc} CPUs, ${fmt(machine.memTotalBytes / 2 ** 30, 1)} GiB, kernel ${machine.kernel}, node ${process.version}${describeSource(source)}`;
+    const table = renderTable(title, rows, goals, notes);
+    const resultFile = writeResult('sharing', {
+      benchmark: 'sharing',
+      timestamp: started.toISOString(),
+      durationMs: Date.now() - started.getTime(),
+      quick: QUICK,
+      machine,
+      source,
+      config: {
+        containerdVersion: '1.7',
+        namespace: NAMESPACE,
+        plan: PLAN,
+        requests: REQUESTS,
+        steadyRatePerSecond: STEADY_RATE,
+        settleMs: SETTLE_MS,
+        pageshareAnnotations: PAGESHARE_ANNOTATIONS,
+        checkpointCommand: 'ctr containers checkpoint --task --image --rw C REF',
+        restoreCommand: 'ctr containers restore --live --rw C2 REF',
+        coldCache: 'sync; echo 3 > /proc/sys/vm/drop_caches before each restore of the batch',
+        apps: {
+          node: { image: IMAGES.node, command: ['/usr/bin/node', '--expose-gc', '/app/app.js'], heapMb: PLAN.heapMb, source: NODE_APP },
+          jvm: PLAN.jvm ? { image: IMAGES.jvm, options: JVM_OPTIONS, heapMb: JVM_HEAP_MB, source: JVM_APP } : undefined,
+        },
+        units: { time: 'ms', memory: 'bytes (table: MiB)' },
+      },
+      checkpoints,
+      batches: [...batches.values()].flatMap((pair) => Object.values(pair)),
+      notes,
+      footnotes: FOOTNOTES,
+      summary: rows,
+      goals,
+      pageCacheFiles: pageCacheFiles(storeRoot),
+      shimLog: pageshareServerLog(containerd.address, NAMESPACE),
+    });
+    return { table, resultFile };
+  } finally {
+    unregister();
+    await cleanup();
+  }
+}
+
+export const sharing: BenchModule = { name: 'sharing', run: runBenchmark };
