@@ -4,9 +4,8 @@
 // stats and OOM kills would be pooled, and concurrent restores into it race in runc's
 // devices-cgroup setup. A replica that keeps the dumped container's id (Docker restores a
 // container into itself) keeps its path.
-import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { OciSpec } from '../spec/oci-spec';
+import { readBundleSpec, writeBundleSpec } from '../spec/oci-spec';
 
 /**
  * The cgroups path for a replica called `containerId`: the last element of a cgroupfs path
@@ -23,15 +22,12 @@ export function replicaCgroupsPath(cgroupsPath: string, containerId: string): st
 
 /** Rewrites the bundle's spec so the restored container gets its own cgroup; returns the new path if it changed. */
 export function giveReplicaItsCgroup(bundle: string, containerId: string): string | undefined {
-  const file = path.join(bundle, 'config.json');
-  const spec = JSON.parse(fs.readFileSync(file, 'utf8')) as OciSpec;
+  const spec = readBundleSpec(bundle);
   const current = spec.linux?.cgroupsPath;
   if (current === undefined) return undefined;
   const wanted = replicaCgroupsPath(current, containerId);
   if (wanted === current) return undefined;
   (spec.linux ??= {}).cgroupsPath = wanted;
-  const tmp = `${file}.pageshare.tmp`;
-  fs.writeFileSync(tmp, JSON.stringify(spec));
-  fs.renameSync(tmp, file);
+  writeBundleSpec(bundle, spec);
   return wanted;
 }

@@ -6,6 +6,7 @@ import type { CheckpointArchive } from '../checkpoint/checkpoint-archive';
 import { parseCheckpointRequest } from '../checkpoint/checkpoint-request';
 import { giveReplicaItsCgroup } from '../checkpoint/replica-cgroup';
 import { makeScratchDir } from '../checkpoint/scratch-dir';
+import { ksmSettingsOf } from '../ksm/ksm-spec';
 import { prepareMapRestore } from '../map-restore/map-spec';
 import { NODE_AGENT_FILE, agentsDir, prepareGcHook, type GcSettings } from '../gc/gc-spec';
 import { defaultStoreRoot } from '../store/store-layout';
@@ -21,7 +22,7 @@ import { isEmptyAny, packAny, unpackJsonAny, type Any } from '../proto/any';
 import { toTimestamp, type CreateTaskRequest, type DeleteResponse, type ExecProcessRequest, type ProcessInfo } from '../proto/messages';
 import { mountRootfs, unmountRootfs } from '../rootfs/rootfs';
 import type { RuncDriver } from '../runc/runc-driver';
-import type { OciProcess } from '../spec/oci-spec';
+import { readBundleSpec, type OciProcess } from '../spec/oci-spec';
 import { CgroupV1, cgroupPathsOf, type CgroupV1Freezer } from '../stats/cgroup-v1';
 
 type GcHook = GcSettings & { readonly runDir: string };
@@ -67,12 +68,14 @@ export class Container {
       const cgroup = giveReplicaItsCgroup(bundle, request.id);
       if (cgroup !== undefined) log.info(`restore of ${request.id}: its own cgroup ${cgroup} (the checkpoint named another container's)`);
     }
+    const ksm = request.checkpoint ? ksmSettingsOf(readBundleSpec(bundle)) : undefined;
     const restoreSource = request.checkpoint
       ? {
           checkpointDir: request.checkpoint,
           archive: await Container.archive(),
           scratchDir: makeScratchDir('restore', request.id),
           ...(mapRestore ? { pageCacheDir: mapRestore.domainDir } : {}),
+          ...(ksm ? { ksm } : {}),
         }
       : undefined;
     const init = new InitProcess(

@@ -14,7 +14,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { InvalidArgumentError } from '../errors/shim-error';
 import { repoRoot } from '../paths/repo-root';
-import { setMount, type OciSpec } from '../spec/oci-spec';
+import { readBundleSpec, setMount, writeBundleSpec, type OciSpec } from '../spec/oci-spec';
 import type { GcMode } from './gc-before-dump';
 
 export const GC_ANNOTATION = 'io.pageshare.gc';
@@ -99,16 +99,13 @@ export function withGcHook(spec: OciSpec, settings: GcSettings, hostAgentsDir: s
  * hook and makes its request/ack dir. Returns the settings, or undefined (spec untouched).
  */
 export function prepareGcHook(bundle: string, namespace: string, containerId: string): (GcSettings & { readonly runDir: string }) | undefined {
-  const file = path.join(bundle, 'config.json');
-  const spec = JSON.parse(fs.readFileSync(file, 'utf8')) as OciSpec;
+  const spec = readBundleSpec(bundle);
   const settings = gcSettingsOf(spec);
   if (settings === undefined) return undefined;
   const runDir = gcRunDir(namespace, containerId);
   fs.rmSync(runDir, { recursive: true, force: true });
   fs.mkdirSync(runDir, { recursive: true, mode: 0o777 });
   fs.chmodSync(runDir, 0o777); // the app may run as any user; the dir holds requests and acks only
-  const tmp = `${file}.pageshare.tmp`;
-  fs.writeFileSync(tmp, JSON.stringify(withGcHook(spec, settings, agentsDir(), runDir)));
-  fs.renameSync(tmp, file);
+  writeBundleSpec(bundle, withGcHook(spec, settings, agentsDir(), runDir));
   return { ...settings, runDir };
 }

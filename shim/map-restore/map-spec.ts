@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { InvalidArgumentError } from '../errors/shim-error';
 import { GC_ANNOTATION } from '../gc/gc-spec';
-import { setMount, type OciSpec } from '../spec/oci-spec';
+import { readBundleSpec, setMount, writeBundleSpec, type OciSpec } from '../spec/oci-spec';
 
 export const RESTORE_ANNOTATION = 'io.pageshare.restore';
 /** Where a container sees its sharing domain's page-cache files. */
@@ -56,14 +56,11 @@ export interface MapRestoreSettings {
 
 /** For a container in map mode: creates the domain dir and adds the read-only mount to its spec. */
 export function prepareMapRestore(bundle: string, storeRoot: string, namespace: string): MapRestoreSettings | undefined {
-  const file = path.join(bundle, 'config.json');
-  const spec = JSON.parse(fs.readFileSync(file, 'utf8')) as OciSpec;
+  const spec = readBundleSpec(bundle);
   if (restoreModeOf(spec) !== 'map') return undefined;
   const domainDir = pageCacheDir(storeRoot, namespace);
   fs.mkdirSync(domainDir, { recursive: true, mode: 0o755 });
   setMount((spec.mounts ??= []), { destination: PAGE_CACHE_MOUNT, type: 'bind', source: domainDir, options: ['rbind', 'ro', 'nosuid', 'nodev', 'noexec'] });
-  const tmp = `${file}.pageshare.tmp`;
-  fs.writeFileSync(tmp, JSON.stringify(spec));
-  fs.renameSync(tmp, file);
+  writeBundleSpec(bundle, spec);
   return { domainDir };
 }

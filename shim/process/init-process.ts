@@ -8,6 +8,9 @@ import type { CheckpointRequest } from '../checkpoint/checkpoint-request';
 import { criuFailureDetails } from '../checkpoint/criu-log';
 import { removeInBackground } from '../checkpoint/scratch-dir';
 import type { IoContext, StdioPaths } from '../io/process-io';
+import { KsmBurst } from '../ksm/ksm-burst';
+import type { KsmSettings } from '../ksm/ksm-spec';
+import { errorMessage, log } from '../log/logger';
 import type { RuncDriver } from '../runc/runc-driver';
 import { ShimProcess } from './shim-process';
 
@@ -24,6 +27,8 @@ export interface RestoreSource {
   scratchDir: string;
   /** Map mode: the sharing domain's page-cache dir (mounted in the container). */
   pageCacheDir?: string;
+  /** KSM for the restored processes: made mergeable, and scanning raised for a burst. */
+  ksm?: KsmSettings;
 }
 
 export class InitProcess extends ShimProcess {
@@ -98,12 +103,20 @@ export class InitProcess extends ShimProcess {
             consoleSocket,
             noPivot: this.options.noPivot,
             stdio,
+            mergeMemory: source.ksm !== undefined,
           }).catch((err: unknown) => {
             throw new RuntimeError(`restore of ${this.containerId} from ${source.checkpointDir} failed: ${(err as Error).message}\n${criuFailureDetails(workPath, 'restore.log', this.bundle)}`);
           }),
         );
       } finally {
         removeInBackground(source.scratchDir);
+      }
+      if (source.ksm) {
+        const { burstMs } = source.ksm;
+        // The restore has succeeded; a KSM that cannot be raised costs only the merging.
+        void KsmBurst.shared()
+          .raise(burstMs)
+          .catch((err: unknown) => log.warn(`KSM burst for ${this.containerId} failed: ${errorMessage(err)}`));
       }
     });
   }

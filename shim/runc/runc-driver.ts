@@ -1,8 +1,9 @@
 // The runc command line, one method per subcommand: typed options in, typed results out,
 // and runc's own error (from its JSON log, else stderr) in every failure.
-import { spawn, type StdioOptions } from 'node:child_process';
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import * as fs from 'node:fs';
 import { RuntimeError } from '../errors/shim-error';
+import { setMemoryMerge } from '../native';
 
 export interface RuncConfig {
   /** runc binary (a name found on PATH, or a path). */
@@ -56,6 +57,8 @@ export interface RestoreOptions {
   consoleSocket?: string;
   noPivot?: boolean;
   stdio: ChildStdio;
+  /** Make the restored processes mergeable by KSM (they inherit it from runc and CRIU). */
+  mergeMemory?: boolean;
 }
 
 interface RunResult {
@@ -111,7 +114,7 @@ export class RuncDriver {
     if (opts.consoleSocket) args.push('--console-socket', opts.consoleSocket);
     if (opts.noPivot) args.push('--no-pivot');
     args.push(id);
-    await this.runChecked(args, opts.stdio);
+    await this.runChecked(args, opts.stdio, undefined, opts.mergeMemory === true);
   }
 
   async kill(id: string, signal: number, all: boolean): Promise<void> {
@@ -160,9 +163,9 @@ export class RuncDriver {
     return args;
   }
 
-  private async runChecked(args: string[], stdio: ChildStdio = {}, input?: string): Promise<RunResult> {
+  private async runChecked(args: string[], stdio: ChildStdio = {}, input?: string, mergeMemory = false): Promise<RunResult> {
     const logOffset = fileSize(this.logFile);
-    const result = await this.run(args, stdio, input);
+    const result = await this.run(args, stdio, input, mergeMemory);
     if (result.code !== 0) {
       const why = lastRuncError(this.logFile, logOffset) ?? (result.stderr.trim() || `exit ${result.code ?? result.signal}`);
       throw new RuntimeError(`runc ${args[0]} failed: ${why}`);
@@ -170,7 +173,7 @@ export class RuncDriver {
     return result;
   }
 
-  private run(args: string[], stdio: ChildStdio = {}, input?: string): Promise<RunResult> {
+  private run(args: string[], stdio: ChildStdio = {}, input?: string, mergeMemory = false): Promise<RunResult> {
     // Where the caller hands the container's stdio over, runc's own output goes there too;
     // its errors still reach us through --log.
     const passStdio = stdio.stdin !== undefined || stdio.stdout !== undefined || stdio.stderr !== undefined;
@@ -178,7 +181,15 @@ export class RuncDriver {
       ? [stdio.stdin ?? 'ignore', stdio.stdout ?? 'ignore', stdio.stderr ?? 'ignore']
       : [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'];
     return new Promise((resolve, reject) => {
-      const child = spawn(this.config.binary, [...this.globalArgs(), ...args], { stdio: stdioOption });
+      // PR_SET_MEMORY_MERGE is inherited across fork and exec: set on this process only for
+      // the synchronous spawn (the fork and exec happen inside it), so only runc inherits it.
+      if (mergeMemory) setMemoryMerge(true);
+      let child: ChildProcess;
+      try {
+        child = spawn(this.config.binary, [...this.globalArgs(), ...args], { stdio: stdioOption });
+      } finally {
+        if (mergeMemory) setMemoryMerge(false);
+      }
       let stdout = '';
       let stderr = '';
       child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));

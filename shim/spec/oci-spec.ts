@@ -1,5 +1,7 @@
 // The subset of the OCI runtime spec (config.json) that pageshare reads or edits.
 // Unknown fields are kept as they are when a spec is rewritten.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 
 export interface OciProcess {
   terminal?: boolean;
@@ -49,4 +51,17 @@ export function setMount(mounts: OciMount[], wanted: OciMount): void {
   const at = mounts.findIndex((m) => m.destination === wanted.destination);
   if (at >= 0) mounts[at] = wanted;
   else mounts.push(wanted);
+}
+
+/** The bundle's config.json. */
+export function readBundleSpec(bundle: string): OciSpec {
+  return JSON.parse(fs.readFileSync(path.join(bundle, 'config.json'), 'utf8')) as OciSpec;
+}
+
+/** Replaces the bundle's config.json whole (written aside, then renamed). */
+export function writeBundleSpec(bundle: string, spec: OciSpec): void {
+  const file = path.join(bundle, 'config.json');
+  const tmp = `${file}.pageshare.tmp`;
+  fs.writeFileSync(tmp, JSON.stringify(spec));
+  fs.renameSync(tmp, file);
 }
