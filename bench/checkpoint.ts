@@ -563,7 +563,17 @@ interface StoreSnapshot {
 }
 
 function emptyStore(root: string): void {
-  for (const name of listDir(root)) fs.rmSync(path.join(root, name), { recursive: true, force: true });
+  for (const name of listDir(root)) {
+    // Domain dirs of page-cache files are bind-mounted into running containers (map mode,
+    // the default for Node.js): emptied, never removed, or those mounts would point nowhere.
+    if (name === 'page-cache') {
+      for (const domain of listDir(path.join(root, name))) {
+        for (const entry of listDir(path.join(root, name, domain))) fs.rmSync(path.join(root, name, domain, entry), { recursive: true, force: true });
+      }
+      continue;
+    }
+    fs.rmSync(path.join(root, name), { recursive: true, force: true });
+  }
 }
 
 async function storeSnapshot(root: string): Promise<StoreSnapshot> {

@@ -10,6 +10,7 @@ import { PagemapFile, checkPagesFile, listPagemaps } from '../criu/checkpoint-im
 import { PAGE_SIZE } from '../criu/page-size';
 import { presentPageCount } from '../criu/pagemap';
 import { log } from '../log/logger';
+import { collectWhenQuiet } from '../memory/idle-collection';
 import { PAGE_CACHE_MOUNT, pageCacheDir } from '../map-restore/map-spec';
 import { applyImagesMapping, isSealedPageCacheFile, planImagesMapping, writeSealedPageCacheFile, type ImagesMapPlan } from '../map-restore/rewrite-images';
 import type { ByteCopy } from '../map-restore/map-plan';
@@ -124,7 +125,10 @@ export class PageStoreArchive implements CheckpointArchive {
         .then(() => session.publish({ inSlices: true }))
         .then(() => log.info(`checkpoint ${session.checkpointId} of ${context.containerId}: ${session.pageCount} pages, ${session.newPageCount} new in the store, durable in ${durableMs} ms, indexed in ${Date.now() - started} ms`))
         .catch((err: unknown) => log.warn(`checkpoint ${session.checkpointId}: indexing failed, left to the store's next writer: ${(err as Error).message}`))
-        .finally(() => store.close());
+        .finally(() => {
+          store.close();
+          collectWhenQuiet(); // the indexing's garbage too
+        });
     } finally {
       if (!publishing) store.close();
     }

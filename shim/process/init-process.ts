@@ -9,6 +9,7 @@ import { criuFailureDetails } from '../checkpoint/criu-log';
 import { removeInBackground } from '../checkpoint/scratch-dir';
 import type { IoContext, StdioPaths } from '../io/process-io';
 import { KsmBurst } from '../ksm/ksm-burst';
+import { collectWhenQuiet } from '../memory/idle-collection';
 import type { KsmSettings } from '../ksm/ksm-spec';
 import { errorMessage, log } from '../log/logger';
 import type { RuncDriver } from '../runc/runc-driver';
@@ -110,6 +111,7 @@ export class InitProcess extends ShimProcess {
         );
       } finally {
         removeInBackground(source.scratchDir);
+        collectWhenQuiet();
       }
       if (source.ksm) {
         const { burstMs } = source.ksm;
@@ -149,6 +151,7 @@ export class InitProcess extends ShimProcess {
       await archive.store(imagePath, checkpointDir, this.archiveContext);
     } finally {
       removeInBackground(scratchDir);
+      collectWhenQuiet();
     }
   }
 

@@ -9,6 +9,7 @@ import * as os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { PAGE_SIZE } from '../criu/page-size';
 import { HASH_BYTES } from './page-ref';
+import { collectWhenQuiet } from '../memory/idle-collection';
 
 /** The name hashPages() gives a page of zeros: zero pages are never hashed (or stored). */
 export const ZERO_PAGE_NAME = Buffer.alloc(HASH_BYTES);
@@ -224,7 +225,8 @@ export class PageHashPool {
         this.armIdleTimer();
         return;
       }
-      void this.close();
+      // Then the pages buffers the workers shared are garbage on this thread too.
+      void this.close().then(collectWhenQuiet);
     }, IDLE_EXIT_MS);
     this.idleTimer.unref();
   }
