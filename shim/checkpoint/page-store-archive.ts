@@ -172,6 +172,14 @@ export class PageStoreArchive implements CheckpointArchive {
     }
     const plan = await planImagesMapping(imageDir);
     if (plan.tasks.length === 0) return this.rebuildPages(manifest, imageDir);
+    const laps: string[] = [];
+    let lapStart = started;
+    const lap = (what: string): void => {
+      const now = Date.now();
+      laps.push(`${what} ${now - lapStart}`);
+      lapStart = now;
+    };
+    lap('plan');
     // One page-cache file per checkpoint and domain, shared by every replica restored from it.
     const name = `${manifest.checkpointId}.pages`;
     const cache = { hostPath: path.join(pageCacheDir, name), pathInRestore: `${PAGE_CACHE_MOUNT}/${name}` };
@@ -179,19 +187,23 @@ export class PageStoreArchive implements CheckpointArchive {
     let wrote: boolean;
     try {
       await store.awaitIndexed(manifest.checkpointId);
+      lap('store');
       wrote = await this.ensurePageCacheFile(store, manifest, plan, cache.hostPath);
+      lap('file');
       const planned = new Map(plan.tasks.map((task) => [path.basename(task.pagesPath), task]));
       for (const file of manifest.files) {
         const task = planned.get(file.name);
         const selection = task ? { ranges: pageRangesOf(task.plan.toPages) } : undefined;
         await store.writeManifestPages(manifest, file.name, path.join(imageDir, file.name), this.hashPool, selection);
       }
+      lap('pages');
     } finally {
       store.close();
     }
     const result = await applyImagesMapping(imageDir, plan, cache);
+    lap('images');
     log.info(
-      `checkpoint ${manifest.checkpointId} for ${containerId}: map mode, ${result.mappings} mappings of ${name} (${result.mappedPages} pages, file ${wrote ? 'written' : 'reused'}), ${result.keptPages} pages rebuilt, in ${Date.now() - started} ms`,
+      `checkpoint ${manifest.checkpointId} for ${containerId}: map mode, ${result.mappings} mappings of ${name} (${result.mappedPages} pages, file ${wrote ? 'written' : 'reused'}), ${result.keptPages} pages rebuilt, in ${Date.now() - started} ms (${laps.join(', ')} ms)`,
     );
     return imageDir;
   }

@@ -54,11 +54,19 @@ export function planTaskMapping(vmas: readonly VmaShape[], entries: readonly Pag
   candidates.sort((a, b) => a.vma.start - b.vma.start);
   const regions: MappedRegion[] = [];
   let fileBytes = 0;
+  // One walk: VMAs and entries both ascend, and an entry may span several VMAs.
+  let firstEntry = 0;
   for (const { vma, vmaIndex } of candidates) {
     if (vma.start % PAGE_SIZE !== 0 || vma.end % PAGE_SIZE !== 0) throw new MapPlanError(`VMA ${vmaIndex} is not page-aligned`);
-    const inside = entries.filter((e) => e.vaddr < vma.end && e.vaddr + e.nrPages * PAGE_SIZE > vma.start);
+    while (firstEntry < entries.length && entries[firstEntry].vaddr + entries[firstEntry].nrPages * PAGE_SIZE <= vma.start) firstEntry++;
+    let inside = 0;
+    let allPresent = true;
+    for (let k = firstEntry; k < entries.length && entries[k].vaddr < vma.end; k++) {
+      inside++;
+      if ((entries[k].flags & PE_PRESENT) === 0) allPresent = false;
+    }
     // Only regions that hold a present page are worth a mapping; lazy pages stay with CRIU.
-    if (inside.length === 0 || inside.some((e) => (e.flags & PE_PRESENT) === 0)) continue;
+    if (inside === 0 || !allPresent) continue;
     regions.push({ vmaIndex, start: vma.start, end: vma.end, fileOffset: fileBytes });
     fileBytes += vma.end - vma.start;
   }
