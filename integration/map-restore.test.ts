@@ -148,3 +148,24 @@ it('restores replicas (at once, each in its own cgroup) that map their V8 heap f
   expect(fs.readFileSync(`/proc/${await pidOf('map-r4')}/maps`, 'utf8')).toContain(`/.pageshare-pages/${cacheFile}`);
   for (const id of ['map-r1', 'map-r2', 'map-r3', 'map-r4']) await containerd.removeContainer(id);
 });
+
+it("keeps sharing domains apart: a container of another namespace sees its own page-cache dir, never this one's", async () => {
+  const defaultDir = path.join(storeRoot, 'page-cache', 'default');
+  const ours = fs.readdirSync(defaultDir).filter((f) => f.endsWith('.pages'));
+  expect(ours.length).toBeGreaterThan(0); // left by the test above
+  await importImage(containerd, path.join(workDir, 'node.tar'), { namespace: 'other' });
+  await containerd.ctrOk(['run', '-d', ...RT, ...MAP, IMAGE, 'map-other'], { namespace: 'other' });
+  try {
+    const look = async (code: string): Promise<string> =>
+      (await containerd.ctrOk(['task', 'exec', '--exec-id', `l${Date.now()}`, 'map-other', '/usr/bin/node', '-e', code], { namespace: 'other' })).stdout;
+    // Its mount is its own domain's dir: empty, and none of the default namespace's files.
+    expect(JSON.parse(await look("process.stdout.write(JSON.stringify(require('fs').readdirSync('/.pageshare-pages')))"))).toEqual([]);
+    const sourceLine = (await look("process.stdout.write(require('fs').readFileSync('/proc/self/mountinfo', 'utf8'))")).split('\n').find((l) => l.includes(' /.pageshare-pages '));
+    expect(sourceLine).toBeDefined();
+    // The host path of the other domain is not reachable from inside either.
+    expect(await look(`try { require('fs').readFileSync(${JSON.stringify(path.join(defaultDir, ours[0]))}); process.stdout.write('read') } catch (e) { process.stdout.write(e.code) }`)).toBe('ENOENT');
+    expect(fs.existsSync(path.join(storeRoot, 'page-cache', 'other'))).toBe(true);
+  } finally {
+    await containerd.removeContainer('map-other', 'other');
+  }
+});

@@ -150,9 +150,8 @@ export class PageReader {
         this.fillChunk(runs, cursor, chunk, expected, count, ctx, locations, reads);
         const done = pool.hashPages(chunk, reads).then(async (names) => {
           if (!names.equals(expected)) this.repairChunk(chunk, names, expected, ctx);
-          for (const piece of piecesOf(places, first, count)) {
-            await writeFullyAsync(fd, chunk.subarray(piece.at, piece.at + piece.length), piece.position);
-          }
+          // All pieces at once: a sparse output has hundreds of small extents per chunk.
+          await Promise.all(piecesOf(places, first, count).map((piece) => writeFullyAsync(fd, chunk.subarray(piece.at, piece.at + piece.length), piece.position)));
           buffers.give(chunk);
         });
         done.catch(() => undefined); // awaited below; this only marks it handled meanwhile
