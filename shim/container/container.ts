@@ -7,7 +7,9 @@ import { parseCheckpointRequest } from '../checkpoint/checkpoint-request';
 import { giveReplicaItsCgroup } from '../checkpoint/replica-cgroup';
 import { makeScratchDir } from '../checkpoint/scratch-dir';
 import { ksmSettingsOf } from '../ksm/ksm-spec';
+import type { HeapRange } from '../map-restore/heap-ranges';
 import { prepareMapRestore } from '../map-restore/map-spec';
+import { namespacePid } from '../proc/proc-info';
 import { NODE_AGENT_FILE, agentsDir, prepareGcHook, type GcSettings } from '../gc/gc-spec';
 import { defaultStoreRoot } from '../store/store-layout';
 import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../errors/shim-error';
@@ -198,8 +200,8 @@ export class Container {
     if (!path.isAbsolute(checkpointDir)) throw new InvalidArgumentError(`checkpoint path "${checkpointDir}" must be absolute`);
     const request = parseCheckpointRequest(options);
     this.init.lifecycle.check('checkpoint');
-    if (this.gc) await this.compactHeaps(this.gc);
-    await this.init.checkpoint(checkpointDir, request, await Container.archive(), makeScratchDir('dump', this.id));
+    const heapRanges = this.gc ? await this.compactHeaps(this.gc) : new Map<number, readonly HeapRange[]>();
+    await this.init.checkpoint(checkpointDir, request, await Container.archive(), makeScratchDir('dump', this.id), heapRanges);
   }
 
   /**
@@ -207,9 +209,11 @@ export class Container {
    * has usually paused the container by now, and a frozen runtime collects nothing, so the
    * container runs again for at most the hook's timeout (an app may act meanwhile: after
    * containerd's rw-layer diff, before the dump), then is paused again. Never fails the
-   * checkpoint: a missing, hung or broken agent is logged and the dump goes on.
+   * checkpoint: a missing, hung or broken agent is logged and the dump goes on. Returns the
+   * heap ranges the runtimes reported, by the pid the dump's images will carry.
    */
-  private async compactHeaps(gc: GcHook): Promise<void> {
+  private async compactHeaps(gc: GcHook): Promise<Map<number, readonly HeapRange[]>> {
+    const heapRanges = new Map<number, readonly HeapRange[]>();
     const paused = this.init.lifecycle.state === 'paused';
     const started = Date.now();
     const freezer = this.cgroup?.freezer();
@@ -230,11 +234,16 @@ export class Container {
       fs.writeFileSync(path.join(gc.runDir, 'last-gc.json'), JSON.stringify({ at: new Date().toISOString(), ms: Date.now() - started, outcomes }));
       const summary = outcomes.map((o) => `${o.runtime} pid ${o.pid} ${o.ok ? 'ok' : 'FAILED'} in ${o.ms} ms: ${o.detail}`);
       log.info(`gc before checkpoint of ${this.id}: ${outcomes.length} managed runtime(s) in ${Date.now() - started} ms${summary.length > 0 ? `; ${summary.join('; ')}` : ''}`);
+      for (const o of outcomes) {
+        const nsPid = o.heapRanges && o.heapRanges.length > 0 ? namespacePid(o.pid) : undefined;
+        if (nsPid !== undefined && o.heapRanges) heapRanges.set(nsPid, o.heapRanges);
+      }
     } catch (err) {
       log.warn(`gc before checkpoint of ${this.id} failed, dumping anyway: ${errorMessage(err)}`);
       // Frozen again whatever failed (freezing a frozen cgroup changes nothing).
       if (paused) await this.freezeAgain(freezer);
     }
+    return heapRanges;
   }
 
   /** Back to the paused state containerd left the container in: the freezer directly, else runc. */

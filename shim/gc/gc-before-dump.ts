@@ -8,6 +8,7 @@ import { errorMessage, log } from '../log/logger';
 import { FreezeWindow, type ContainerFreezer } from './freeze-window';
 import { compactJvm, jvmKindOf, type JvmGcResult } from './jvm-attach';
 import { agentFileId, carriesAgent, requestNodeGc, type AgentFileId, type NodeGcResult } from './node-gc-trigger';
+import type { HeapRange } from '../map-restore/heap-ranges';
 
 export type ManagedRuntime = 'node' | 'jvm';
 /** Which runtimes to compact ('auto' = both). */
@@ -35,6 +36,8 @@ export interface GcOutcome {
   readonly detail: string;
   readonly rssBeforeKiB?: number;
   readonly rssAfterKiB?: number;
+  /** Where the runtime reported its heap (JVMs), for a map-mode restore. */
+  readonly heapRanges?: readonly HeapRange[];
 }
 
 /** How long past the deadline the runtimes' own (self-bounded) waits get to report before the backstop does. */
@@ -116,7 +119,7 @@ function nodeOutcome(result: NodeGcResult): GcOutcome {
 
 function jvmOutcome(pid: number, result: JvmGcResult): GcOutcome {
   const detail = result.failure ? `${result.failure.toLowerCase().replace('_', ' ')}: ${result.detail}` : result.detail;
-  return { pid, runtime: 'jvm', ok: result.ok, ms: result.ms, detail, rssBeforeKiB: result.rssBeforeKiB, rssAfterKiB: result.rssAfterKiB };
+  return { pid, runtime: 'jvm', ok: result.ok, ms: result.ms, detail, rssBeforeKiB: result.rssBeforeKiB, rssAfterKiB: result.rssAfterKiB, ...(result.heapRanges ? { heapRanges: result.heapRanges } : {}) };
 }
 
 /** Waits for `work`, but not past `deadline` (epoch ms). */

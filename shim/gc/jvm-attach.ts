@@ -21,6 +21,7 @@ import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { errorMessage } from '../log/logger';
 import { namespacePid, processExited, readNoFollow, readStatus, signalInMask } from '../proc/proc-info';
+import { parseJvmHeapInfo, type HeapRange } from '../map-restore/heap-ranges';
 
 const SIGQUIT = 3;
 /** Heap free ratios while collecting: the heap shrinks to its live data plus 10 %. Min must stay <= Max. */
@@ -118,6 +119,8 @@ export interface JvmGcResult {
   readonly ms: number;
   readonly rssBeforeKiB?: number;
   readonly rssAfterKiB?: number;
+  /** The Java heap's reserved range(s) from GC.heap_info, for a map-mode restore. */
+  readonly heapRanges?: readonly HeapRange[];
 }
 
 export interface JvmGcOptions {
@@ -154,6 +157,7 @@ export async function compactJvm(pid: number, options: JvmGcOptions): Promise<Jv
   let rssAfterGcKiB: number | undefined;
   let releaseWaitMs = 0;
   let holdUntil: number | undefined;
+  let heapRanges: HeapRange[] = [];
   try {
     notes.push(await ensureListener(target, policy, gcDeadline));
     const flags = await target.command(gcDeadline, 'jcmd', 'VM.flags');
@@ -178,6 +182,8 @@ export async function compactJvm(pid: number, options: JvmGcOptions): Promise<Jv
     notes.push(`${collector} GC.run ×${runs} ${Date.now() - gcStarted} ms`);
     // JDK >= 17.0.9; older ones answer with an error, which changes nothing.
     await target.command(gcDeadline, 'jcmd', 'System.trim_native_heap').catch(() => undefined);
+    // Where the Java heap is, so a map-mode restore can map it (no VMA signature can tell).
+    heapRanges = parseJvmHeapInfo(await target.command(gcDeadline, 'jcmd', 'GC.heap_info').catch(() => ''));
   } catch (err) {
     failure = err instanceof JvmAttachError ? err : new JvmAttachError('COMMAND_FAILED', errorMessage(err));
     if (failure.reason !== 'EXITED' && processExited(pid)) failure = new JvmAttachError('EXITED', 'the JVM exited during the GC');
@@ -210,7 +216,8 @@ export async function compactJvm(pid: number, options: JvmGcOptions): Promise<Jv
   notes.push(release.released ? `memory released within ${release.ms} ms` : `no release seen in ${release.ms} ms`);
   const rssAfterKiB = vmRssKiB(pid);
   if (rssBeforeKiB !== undefined && rssAfterKiB !== undefined) notes.push(`RSS ${mib(rssBeforeKiB)} → ${mib(rssAfterKiB)} MiB`);
-  return done({ ok: true, detail: notes.join(', '), rssBeforeKiB, rssAfterKiB });
+  if (heapRanges.length > 0) notes.push(`heap ${heapRanges.map((r) => `${r.start.toString(16)}-${r.end.toString(16)}`).join(' ')}`);
+  return done({ ok: true, detail: notes.join(', '), rssBeforeKiB, rssAfterKiB, heapRanges });
 }
 
 async function readFlag(target: AttachTarget, deadline: number, flag: string): Promise<number | undefined> {

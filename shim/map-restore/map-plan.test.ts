@@ -68,3 +68,18 @@ it('leaves a region with lazy pages to CRIU', () => {
 it('refuses an entry whose pages are in a parent image', () => {
   expect(() => planTaskMapping([heap(0, 1)], [{ vaddr: 0, nrPages: 1, flags: PE_PARENT }])).toThrow(/parent image/);
 });
+
+it('maps plain anonymous VMAs only wholly inside a heap range the runtime reported', () => {
+  const plain = (start: number, pages: number, prot = RW): VmaShape => ({ start: start * P, end: (start + pages) * P, prot, flags: MAP_PRIVATE | MAP_ANONYMOUS, status: ANON });
+  const vmas: VmaShape[] = [
+    plain(0, 4), // a malloc'd block outside: stays
+    plain(100, 8), // committed Java heap: mapped
+    plain(108, 4, 0x7), // executable: never
+    plain(118, 4), // straddles the range's end: stays
+  ];
+  const entries = [present(0, 4), present(100, 8), present(108, 4), present(118, 4)];
+  expect(planTaskMapping(vmas, entries).regions).toEqual([]);
+  const plan = planTaskMapping(vmas, entries, [{ start: 100 * P, end: 120 * P }]);
+  expect(plan.regions).toEqual([{ vmaIndex: 1, start: 100 * P, end: 108 * P, fileOffset: 0 }]);
+  expect([plan.mappedPages, plan.keptPages]).toEqual([8, 12]);
+});

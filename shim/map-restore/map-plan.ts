@@ -5,7 +5,8 @@
 // extents' edges; the pages inside move to the file, the rest stay for CRIU to copy.
 import { PAGE_SIZE } from '../criu/page-size';
 import { PE_PARENT, PE_PRESENT, type PagemapEntry } from '../criu/pagemap';
-import { isMappableVma, type VmaShape } from './vma-status';
+import type { HeapRange } from './heap-ranges';
+import { isMappableVma, isReportedHeapVma, type VmaShape } from './vma-status';
 
 export interface MappedRegion {
   /** Index of the VMA in the task's mm entry. */
@@ -47,10 +48,11 @@ export class MapPlanError extends Error {
 /**
  * Plans one task. `entries` are its pagemap entries as CRIU wrote them (ascending, not
  * overlapping); an entry whose pages live in a parent image is refused (pageshare never makes
- * incremental dumps).
+ * incremental dumps). `heapRanges`, where the task's runtime reported its heap, make the
+ * plain anonymous VMAs inside them mappable too.
  */
-export function planTaskMapping(vmas: readonly VmaShape[], entries: readonly PagemapEntry[]): MapPlan {
-  const candidates = vmas.map((vma, vmaIndex) => ({ vma, vmaIndex })).filter(({ vma }) => isMappableVma(vma));
+export function planTaskMapping(vmas: readonly VmaShape[], entries: readonly PagemapEntry[], heapRanges: readonly HeapRange[] = []): MapPlan {
+  const candidates = vmas.map((vma, vmaIndex) => ({ vma, vmaIndex })).filter(({ vma }) => isMappableVma(vma) || isReportedHeapVma(vma, heapRanges));
   candidates.sort((a, b) => a.vma.start - b.vma.start);
   const regions: MappedRegion[] = [];
   let fileBytes = 0;

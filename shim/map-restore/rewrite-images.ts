@@ -12,6 +12,7 @@ import { readImageFile, writeImageFile } from '../criu/image-file';
 import { ImageKinds } from '../criu/image-kind';
 import { writePagemapFile } from '../criu/pagemap';
 import { readFully, writeFully } from '../store/durable-fs';
+import { readHeapRanges } from './heap-ranges';
 import { planTaskMapping, type ByteCopy, type MapPlan } from './map-plan';
 import { MAP_ANONYMOUS, VMA_ANON_PRIVATE, VMA_FILE_PRIVATE } from './vma-status';
 
@@ -67,6 +68,7 @@ export interface ImagesMapPlan {
 export async function planImagesMapping(imageDir: string): Promise<ImagesMapPlan> {
   const tasks: TaskImages[] = [];
   let fileBytes = 0;
+  const heapRanges = readHeapRanges(imageDir);
   for (const pagemap of await listPagemaps(imageDir)) {
     if (pagemap.kind !== 'task') continue;
     const mmPath = path.join(imageDir, `mm-${pagemap.id}.img`);
@@ -74,7 +76,7 @@ export async function planImagesMapping(imageDir: string): Promise<ImagesMapPlan
     if (mmImage.entries.length !== 1) throw new Error(`${mmPath}: expected one mm entry, found ${mmImage.entries.length}`);
     const mm = decodeEntry('mm_entry', mmImage.entries[0].payload, { file: mmPath }) as unknown as MmEntry;
     const vmas = mm.vmas.map((v) => ({ start: Number(u64ToBigInt(v.start)), end: Number(u64ToBigInt(v.end)), prot: v.prot, flags: v.flags, status: v.status }));
-    const plan = planTaskMapping(vmas, pagemap.pagemap.entries);
+    const plan = planTaskMapping(vmas, pagemap.pagemap.entries, heapRanges.get(pagemap.id));
     if (plan.regions.length === 0) continue;
     tasks.push({ pid: pagemap.id, mmPath, mm, pagemapPath: pagemap.pagemapPath, pagesPath: pagemap.pagesPath, pagesId: pagemap.pagemap.pagesId, pageCountField: pagemap.pagemap.pageCountField, plan, fileBase: fileBytes });
     fileBytes += plan.fileBytes;

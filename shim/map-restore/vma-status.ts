@@ -36,3 +36,19 @@ export interface VmaShape {
 export function isMappableVma(vma: VmaShape): boolean {
   return vma.status === ORDINARY_STATUS && vma.flags === MANAGED_HEAP_FLAGS && (vma.prot & PROT_READ) !== 0 && (vma.prot & PROT_EXEC) === 0 && vma.end > vma.start;
 }
+
+/**
+ * A VMA inside a heap range its runtime reported (heap-ranges.ts): a plain private anonymous
+ * region (with or without MAP_NORESERVE), readable, not executable, wholly inside one range.
+ */
+export function isReportedHeapVma(vma: VmaShape, ranges: ReadonlyArray<{ readonly start: number; readonly end: number }>): boolean {
+  const plain = vma.flags === (MAP_PRIVATE | MAP_ANONYMOUS) || vma.flags === MANAGED_HEAP_FLAGS;
+  return (
+    plain &&
+    vma.status === ORDINARY_STATUS &&
+    (vma.prot & PROT_READ) !== 0 &&
+    (vma.prot & PROT_EXEC) === 0 &&
+    vma.end > vma.start &&
+    ranges.some((r) => vma.start >= r.start && vma.end <= r.end)
+  );
+}

@@ -9,6 +9,7 @@ import { criuFailureDetails } from '../checkpoint/criu-log';
 import { removeInBackground } from '../checkpoint/scratch-dir';
 import type { IoContext, StdioPaths } from '../io/process-io';
 import { KsmBurst } from '../ksm/ksm-burst';
+import { writeHeapRanges, type HeapRange } from '../map-restore/heap-ranges';
 import { collectWhenQuiet } from '../memory/idle-collection';
 import type { KsmSettings } from '../ksm/ksm-spec';
 import { errorMessage, log } from '../log/logger';
@@ -125,7 +126,13 @@ export class InitProcess extends ShimProcess {
 
   /** Dumps the container with CRIU into `checkpointDir` through `archive`. On failure the
    * container runs on as before and the error carries the tail of CRIU's log. */
-  async checkpoint(checkpointDir: string, request: CheckpointRequest, archive: CheckpointArchive, scratchDir: string): Promise<void> {
+  async checkpoint(
+    checkpointDir: string,
+    request: CheckpointRequest,
+    archive: CheckpointArchive,
+    scratchDir: string,
+    heapRanges: ReadonlyMap<number, readonly HeapRange[]> = new Map(),
+  ): Promise<void> {
     const imagePath = path.join(scratchDir, 'images');
     const workPath = request.workPath || path.join(scratchDir, 'work');
     try {
@@ -148,6 +155,8 @@ export class InitProcess extends ShimProcess {
       } catch (err) {
         throw new RuntimeError(`checkpoint of ${this.containerId} failed: ${(err as Error).message}\n${criuFailureDetails(workPath, 'dump.log', this.bundle)}`);
       }
+      // With the images, so a map-mode restore of this dump can map the reported heaps.
+      writeHeapRanges(imagePath, heapRanges);
       await archive.store(imagePath, checkpointDir, this.archiveContext);
     } finally {
       removeInBackground(scratchDir);
