@@ -361,6 +361,52 @@ export function nodeRequestServerJs(socketPath: string, lookupJs: string): strin
 `;
 }
 
+/** The imports javaRequestServer's methods need, for the top of the app's source. */
+export const JAVA_REQUEST_SERVER_IMPORTS = `import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.ByteBuffer;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.channels.SocketChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+`;
+
+/**
+ * Java for the JVM apps, nodeRequestServerJs's counterpart: two static methods for the app's
+ * class, which defines `static long answer()`. `startServer()` serves the unix socket
+ * `socketPath` from a daemon thread, a connection at a time, answering each line (each
+ * newline, however the reads split them) with answer().
+ */
+export function javaRequestServer(socketPath: string): string {
+  return `
+  static void serve(SocketChannel c) throws Exception {
+    ByteBuffer in = ByteBuffer.allocate(4096);
+    while (c.read(in) > 0) {
+      in.flip();
+      while (in.hasRemaining()) {
+        if (in.get() == '\\n') c.write(ByteBuffer.wrap((answer() + "\\n").getBytes(StandardCharsets.US_ASCII)));
+      }
+      in.clear();
+    }
+    c.close();
+  }
+
+  static void startServer() throws Exception {
+    Files.deleteIfExists(Path.of("${socketPath}"));
+    ServerSocketChannel server = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
+    server.bind(UnixDomainSocketAddress.of("${socketPath}"));
+    Thread t = new Thread(() -> {
+      while (true) {
+        try { serve(server.accept()); } catch (Exception e) { }
+      }
+    });
+    t.setDaemon(true);
+    t.start();
+  }
+`;
+}
+
 /**
  * Sends `count` requests (a line each) over one connection to a request server's unix socket,
  * each once the previous one was answered; resolves with the ms from connecting to the last

@@ -21,6 +21,8 @@ import {
   faultsBetween,
   fmt,
   formatTable,
+  JAVA_REQUEST_SERVER_IMPORTS,
+  javaRequestServer,
   machineInfo,
   median,
   nodeRequestServerJs,
@@ -52,39 +54,23 @@ ${nodeChurn(500)}
 ${nodeRequestServerJs('/tmp/app.sock', 'const r = records[(Math.random() * records.length) | 0]; sum += r.values[1] + r.name.length;')}`;
 
 const JAVA_APP = `
-import java.net.StandardProtocolFamily;
-import java.net.UnixDomainSocketAddress;
-import java.nio.ByteBuffer;
-import java.nio.channels.ServerSocketChannel;
-import java.nio.channels.SocketChannel;
-import java.util.concurrent.ThreadLocalRandom;
+${JAVA_REQUEST_SERVER_IMPORTS}import java.util.concurrent.ThreadLocalRandom;
+
 public class App {
   static final int[][] records = new int[200000][];
+
+  static long answer() {
+    long sum = 0;
+    for (int k = 0; k < 2000; k++) sum += records[ThreadLocalRandom.current().nextInt(records.length)][1];
+    return sum;
+  }
+${javaRequestServer('/tmp/app.sock')}
   public static void main(String[] a) throws Exception {
     for (int i = 0; i < records.length; i++) {
       records[i] = new int[54];
       for (int j = 0; j < 54; j++) records[i][j] = i * (j + 1);
     }
-    java.nio.file.Files.deleteIfExists(java.nio.file.Path.of("/tmp/app.sock"));
-    ServerSocketChannel server = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
-    server.bind(UnixDomainSocketAddress.of("/tmp/app.sock"));
-    Thread t = new Thread(() -> {
-      try {
-        while (true) {
-          SocketChannel c = server.accept();
-          ByteBuffer in = ByteBuffer.allocate(1);
-          while (c.read(in) > 0) {
-            in.clear();
-            long sum = 0;
-            for (int k = 0; k < 2000; k++) sum += records[ThreadLocalRandom.current().nextInt(records.length)][1];
-            c.write(ByteBuffer.wrap((sum + "\\n").getBytes()));
-          }
-          c.close();
-        }
-      } catch (Exception e) { }
-    });
-    t.setDaemon(true);
-    t.start();
+    startServer();
 ${javaChurn(500)}
   }
 }

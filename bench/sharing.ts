@@ -43,6 +43,8 @@ import {
   fmtRatio,
   formatTable,
   heapAppJs,
+  JAVA_REQUEST_SERVER_IMPORTS,
+  javaRequestServer,
   listDir,
   machineInfo,
   makeBenchDirs,
@@ -134,15 +136,7 @@ const NODE_APP = heapAppJs(PLAN.heapMb, `const net = require('net');\n${nodeRequ
  * and a small hot part mutated every 100 ms. Writes /tmp/ready once it serves.
  */
 const JVM_APP = `
-import java.net.StandardProtocolFamily;
-import java.net.UnixDomainSocketAddress;
-import java.nio.ByteBuffer;
-import java.nio.channels.ServerSocketChannel;
-import java.nio.channels.SocketChannel;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
-import java.nio.file.Path;
-import java.util.concurrent.ThreadLocalRandom;
+${JAVA_REQUEST_SERVER_IMPORTS}import java.util.concurrent.ThreadLocalRandom;
 
 public class SharingApp {
   static int[][] records;
@@ -158,19 +152,7 @@ public class SharingApp {
     }
     return sum;
   }
-
-  static void serve(SocketChannel c) throws Exception {
-    ByteBuffer in = ByteBuffer.allocate(4096);
-    while (c.read(in) > 0) {
-      in.flip();
-      while (in.hasRemaining()) {
-        if (in.get() == '\\n') c.write(ByteBuffer.wrap((answer() + "\\n").getBytes(StandardCharsets.US_ASCII)));
-      }
-      in.clear();
-    }
-    c.close();
-  }
-
+${javaRequestServer(SOCKET)}
   public static void main(String[] args) throws Exception {
     long target = Long.getLong("app.heapMb", 200) << 20;
     int count = (int) (target / 248);
@@ -183,16 +165,7 @@ public class SharingApp {
       if (i % 2 == 0) names[i / 2] = "record-" + i + "-" + Long.toHexString(i * 0x9E3779B97F4A7C15L);
     }
     System.gc();
-    Files.deleteIfExists(Path.of("${SOCKET}"));
-    ServerSocketChannel server = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
-    server.bind(UnixDomainSocketAddress.of("${SOCKET}"));
-    Thread t = new Thread(() -> {
-      while (true) {
-        try { serve(server.accept()); } catch (Exception e) { }
-      }
-    });
-    t.setDaemon(true);
-    t.start();
+    startServer();
     Runtime rt = Runtime.getRuntime();
     Files.writeString(Path.of("/tmp/ready"), "{\\"records\\":" + count + ",\\"heapUsed\\":" + (rt.totalMemory() - rt.freeMemory()) + "}\\n");
     for (long touches = 0; ; touches++) {
