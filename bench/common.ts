@@ -249,18 +249,29 @@ export function timedCtr(containerd: Containerd, namespace: string, args: readon
 // ---------------------------------------------------------------------------------------
 // Workloads: apps in the images, and a client for their request servers
 
+export interface HeapAppOptions {
+  /**
+   * Every byte of the data in V8's heap: the Float64Arrays and the hot buffer become plain
+   * arrays of numbers (no typed arrays or Buffers, whose elements V8 keeps outside its heap).
+   */
+  v8HeapOnly?: boolean;
+}
+
 /**
  * A Node.js app with a large live heap (the checkpoint and sharing benchmarks). Deterministic
  * data (xorshift PRNG, fixed seed) of four kinds kept in a global (`data`): small records with
- * strings and references, text strings, arrays of numbers and Float64Arrays, built until
- * heapUsed + arrayBuffers reach $BC_HEAP_MB (default `heapMb`) MiB. `serverJs` runs next
- * (before /tmp/ready), e.g. a request server over the data. Then a hot part
+ * strings and references, text strings, arrays of numbers and Float64Arrays (`matrices`),
+ * built until heapUsed + arrayBuffers reach $BC_HEAP_MB (default `heapMb`) MiB. `serverJs`
+ * runs next (before /tmp/ready), e.g. a request server over the data. Then a hot part
  * allocated together (20000 small records and a 4 MiB buffer, ~3% of the data) is mutated
  * every 100 ms while a sample of the rest is read. Writes /tmp/ready once built and
  * /tmp/hb ("tick touches wallMs") every 20 ms; never writes to stdout or stderr (after a
  * restore nobody reads them).
  */
-export function heapAppJs(heapMb: number, serverJs = ''): string {
+export function heapAppJs(heapMb: number, serverJs = '', options: HeapAppOptions = {}): string {
+  // A typed array's elements live in malloc'd memory outside V8's heap; a plain array of
+  // numbers (the same elements, read the same way) keeps them in it.
+  const numbers = (length: string): string => (options.v8HeapOnly ? `new Array(${length}).fill(0)` : `new Float64Array(${length})`);
   return `'use strict';
 const fs = require('fs');
 const TARGET = Number(process.env.BC_HEAP_MB || ${heapMb}) * 1024 * 1024;
@@ -305,14 +316,14 @@ while (used() < TARGET) {
   const series = new Array(2048);
   for (let i = 0; i < series.length; i++) series[i] = (rnd() % 1000000) / 1000;
   data.series.push(series);
-  const m = new Float64Array(16384);
+  const m = ${numbers('16384')};
   for (let i = 0; i < m.length; i++) m[i] = Math.sin(rnd()) * 1000;
   data.matrices.push(m);
   rounds++;
 }
 const HOT = 20000;
 for (let i = 0; i < HOT; i++) data.hot.push({ id: i, score: (rnd() % 1000) / 3, flags: rnd() % 256 });
-data.hotBuffer = new Float64Array(512 * 1024);
+data.hotBuffer = ${numbers('512 * 1024')};
 if (typeof globalThis.gc === 'function') globalThis.gc();
 ${serverJs}fs.writeFileSync('/tmp/ready', JSON.stringify({ rounds, records: data.records.length, texts: data.texts.length, hot: HOT, memory: process.memoryUsage() }) + '\\n');
 let tick = 0;

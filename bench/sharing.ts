@@ -8,18 +8,23 @@
  * ~200 MB of live heap, with a request server on a unix socket; the GC hook off, so both
  * runtimes dump the same heap) is checkpointed (`ctr containers checkpoint --task --image
  * --rw`) and removed; then batches of N replicas are restored from that checkpoint one after
- * the other (`ctr containers restore --live --rw`), N = 1, 4 and 8, page cache warm, and N = 4
- * again with `sync; echo 3 > /proc/sys/vm/drop_caches` before each restore (cold). Per batch:
- * the restore times (each ctr command; all N: sum and wall), the PSS of the N replicas
- * (smaps_rollup: Pss, Pss_Anon, Pss_File) right after the last restore, the growth of the
- * system's AnonPages (/proc/meminfo) over the batch, each replica's minflt and majflt
- * (/proc/PID/stat) right after its restore and over its first 100 requests. The warm N = 4
- * batch then serves 20 requests a second per replica for 60 s and is measured again. A JVM
- * app (HotSpot heaps are not mapped by pageshare yet) is restored at N = 4, warm.
+ * the other (`ctr containers restore --live --rw`), N = 1, 4 and 8, page cache warm, N = 4
+ * again with `sync; echo 3 > /proc/sys/vm/drop_caches` before each restore (cold), and N = 4
+ * warm with the 4 ctr commands started at the same moment (concurrent; runc.v2 puts every
+ * replica into the dumped container's cgroup, and a restore may fail there: failures are told
+ * per replica, not hidden). Per batch: the restore times (each ctr command; all N: sum and
+ * wall), the PSS of the N replicas (smaps_rollup: Pss, Pss_Anon, Pss_File) right after the
+ * last restore, the growth of the system's AnonPages (/proc/meminfo) over the batch, each
+ * replica's minflt and majflt (/proc/PID/stat) right after its restore and over its first 100
+ * requests. The warm N = 4 batch then serves 20 requests a second per replica for 60 s and is
+ * measured again. The same Node.js app with all its data in V8's heap (plain arrays for its
+ * Float64Arrays, whose elements are malloc'd outside the heap and not mapped) is restored at
+ * N = 4, warm, one after the other; goals are not read on it. A JVM app (HotSpot heaps are not
+ * mapped by pageshare yet) is restored at N = 4, warm.
  *
  * Batches interleave the runtimes (which goes first alternates). PAGESHARE_BENCH_QUICK=1:
- * N = 1 and 2, 10 s of requests, a 64 MB heap, no JVM. Only measures and prints; writes
- * bench/results/sharing.json.
+ * N = 1 and 2 (the concurrent and V8-heap-only batches at N = 2), 10 s of requests, a 64 MB
+ * heap, no JVM. Only measures and prints; writes bench/results/sharing.json.
  */
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
@@ -72,6 +77,7 @@ import {
   type Memory,
   type RuntimeDef,
   type RuntimeKey,
+  type TimedResult,
 } from './common';
 
 const NAMESPACE = 'sharing-bench';
@@ -115,20 +121,31 @@ function log(message: string): void {
 // ---------------------------------------------------------------------------------------
 // The apps
 
-type AppKind = 'node' | 'jvm';
+/** node-heap: the Node.js app with all its data in V8's heap (see NODE_HEAP_APP). */
+type AppKind = 'node' | 'node-heap' | 'jvm';
 
 const IMAGES: Record<AppKind, string> = {
   node: 'docker.io/library/share-node:latest',
+  'node-heap': 'docker.io/library/share-node-heap:latest',
   jvm: 'docker.io/library/share-jvm:latest',
 };
 
-/** One request: 2000 random reads of records, texts and Float64Arrays of the heap app's data. */
+const APP_TITLES: Record<AppKind, string> = { node: 'Node.js', 'node-heap': 'Node.js, V8 heap only', jvm: 'JVM' };
+
+/** One request: 2000 random reads of records, texts and Float64Arrays (plain arrays in NODE_HEAP_APP) of the heap app's data. */
 const NODE_LOOKUP =
   'const r = data.records[(Math.random() * data.records.length) | 0]; ' +
   'const m = data.matrices[(Math.random() * data.matrices.length) | 0]; ' +
   'sum += r.score + r.name.length + r.tags[1].length + data.texts[(Math.random() * data.texts.length) | 0].length + m[k * 8];';
 
-const NODE_APP = heapAppJs(PLAN.heapMb, `const net = require('net');\n${nodeRequestServerJs(SOCKET, NODE_LOOKUP)}`);
+const NODE_SERVER = `const net = require('net');\n${nodeRequestServerJs(SOCKET, NODE_LOOKUP)}`;
+const NODE_APP = heapAppJs(PLAN.heapMb, NODE_SERVER);
+/**
+ * The same app and data with every byte of it in V8's heap: plain arrays of numbers where
+ * NODE_APP has Float64Arrays, whose elements are malloc'd outside the heap, and so not mapped
+ * by pageshare.
+ */
+const NODE_HEAP_APP = heapAppJs(PLAN.heapMb, NODE_SERVER, { v8HeapOnly: true });
 
 /**
  * ~200 MB of live records (an int[48] each, a ~30-character name for every other one), a
@@ -176,12 +193,19 @@ ${javaRequestServer(SOCKET)}
 }
 `;
 
-async function buildImages(workDir: string): Promise<void> {
-  const node = await nodeImageBuilder(IMAGES.node);
-  node.builder.addContent('/app/app.js', NODE_APP);
-  node.builder.setCmd(['/usr/bin/node', '--expose-gc', '/app/app.js']);
+const NODE_COMMAND: readonly string[] = ['/usr/bin/node', '--expose-gc', '/app/app.js'];
+
+async function buildNodeImage(app: 'node' | 'node-heap', source: string, workDir: string): Promise<void> {
+  const node = await nodeImageBuilder(IMAGES[app]);
+  node.builder.addContent('/app/app.js', source);
+  node.builder.setCmd([...NODE_COMMAND]);
   node.builder.setEnv(['PATH=/usr/bin:/bin', `BC_HEAP_MB=${PLAN.heapMb}`]);
-  await node.builder.build(path.join(workDir, 'node.tar'));
+  await node.builder.build(path.join(workDir, `${app}.tar`));
+}
+
+async function buildImages(workDir: string): Promise<void> {
+  await buildNodeImage('node', NODE_APP, workDir);
+  await buildNodeImage('node-heap', NODE_HEAP_APP, workDir);
   if (PLAN.jvm) await buildJavaAppImage(IMAGES.jvm, 'SharingApp', JVM_APP, JVM_OPTIONS, workDir, path.join(workDir, 'jvm.tar'));
 }
 
@@ -280,11 +304,14 @@ function steadyRequests(sockets: readonly string[], perSecond: number, durationM
 // Samples
 
 type Cache = 'warm' | 'cold';
+/** sequential: each restore once the previous replica's pid is known; concurrent: all N ctr commands started at once. */
+type RestoreMode = 'sequential' | 'concurrent';
 
 interface BatchKind {
   app: AppKind;
   n: number;
   cache: Cache;
+  mode: RestoreMode;
   /** Steady requests after the first ones, then PSS again (the focus batch only). */
   steadyMs: number | undefined;
 }
@@ -304,6 +331,15 @@ interface ReplicaSample {
   requests: { ms: number; faults: Faults } | { error: string };
 }
 
+/** A replica that was not restored: its ctr exited non-zero (after the lost-fifo attempts), or its task never ran. */
+interface RestoreFailure {
+  id: string;
+  /** The ctr command's time, spawn to exit. */
+  ms: number;
+  error: string;
+  lostFifos: string[];
+}
+
 interface SteadySample extends SteadyResult {
   ratePerSecond: number;
   memory: Memory[];
@@ -317,9 +353,13 @@ interface BatchSample {
   app: AppKind;
   n: number;
   cache: Cache;
+  mode: RestoreMode;
   /** This batch restored the checkpoint for the first time (pageshare writes the page-cache file then). */
   firstRestoreOfCheckpoint: boolean;
+  /** The replicas restored (in the order of their ids). */
   replicas: ReplicaSample[];
+  /** The replicas not restored; any makes the batch fail. */
+  restoreFailures: RestoreFailure[];
   sumMs: number;
   /** First ctr spawn to last ctr exit, the cache drops between excluded. */
   wallMs: number;
@@ -345,6 +385,20 @@ interface CheckpointSample {
   memoryAtCheckpoint: Memory | undefined;
   checkpointMs: number;
   error?: string;
+}
+
+/** One replica's restore command, after the attempts that lost ctr's fifo dir. */
+interface Restore {
+  result: TimedResult;
+  lostFifos: string[];
+  exitedAt: number;
+}
+
+function restoreFailure(id: string, ref: string, restore: Restore): RestoreFailure {
+  const { result, lostFifos } = restore;
+  // ctr's and runc's messages run over several lines; one line each in the notes.
+  const stderr = result.stderr.trim().replace(/\s*\n\s*/g, ' | ');
+  return { id, ms: result.ms, error: `ctr containers restore --live --rw ${id} ${ref} exited ${result.code}: ${stderr}`, lostFifos };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -417,9 +471,10 @@ class SharingLab {
     return sample;
   }
 
-  /** Restores kind.n replicas of `ref` one after the other, measures them, and removes them. */
+  /** Restores kind.n replicas of `ref` (one after the other, or all at once), measures them, and removes them. */
   async batch(def: RuntimeDef, ref: string, kind: BatchKind, attempt: number): Promise<BatchSample> {
-    const ids = Array.from({ length: kind.n }, (_, i) => this.id(`${kind.app}-${def.key}-n${kind.n}-${kind.cache}-a${attempt}-${i}`));
+    const mode = kind.mode === 'concurrent' ? '-concurrent' : '';
+    const ids = Array.from({ length: kind.n }, (_, i) => this.id(`${kind.app}-${def.key}-n${kind.n}-${kind.cache}${mode}-a${attempt}-${i}`));
     const previous = this.restoresOf.get(ref) ?? 0;
     this.restoresOf.set(ref, previous + 1);
     const sample: BatchSample = {
@@ -427,8 +482,10 @@ class SharingLab {
       app: kind.app,
       n: kind.n,
       cache: kind.cache,
+      mode: kind.mode,
       firstRestoreOfCheckpoint: previous === 0,
       replicas: [],
+      restoreFailures: [],
       sumMs: NaN,
       wallMs: NaN,
       cacheDropMs: [],
@@ -439,7 +496,8 @@ class SharingLab {
       attempt,
     };
     try {
-      await this.restoreAll(def, ref, kind, ids, sample);
+      if (kind.mode === 'concurrent') await this.restoreAtOnce(ref, kind, ids, sample);
+      else await this.restoreInTurn(def, ref, kind, ids, sample);
       sample.meminfoAfter = readMeminfo();
       for (const r of sample.replicas) r.memoryAfterRestores = readMemory(r.pid);
       sample.total = sample.replicas.map((r) => r.memoryAfterRestores).reduce(addMemory, zeroMemory());
@@ -464,7 +522,8 @@ class SharingLab {
     return sample;
   }
 
-  private async restoreAll(def: RuntimeDef, ref: string, kind: BatchKind, ids: readonly string[], sample: BatchSample): Promise<void> {
+  /** Restores the replicas one after the other, each once the previous one's pid is known. */
+  private async restoreInTurn(def: RuntimeDef, ref: string, kind: BatchKind, ids: readonly string[], sample: BatchSample): Promise<void> {
     let first: number | undefined;
     let lastExit = 0;
     let dropsBetween = 0;
@@ -478,31 +537,75 @@ class SharingLab {
         sample.meminfoBefore = readMeminfo();
         first = performance.now();
       }
-      const lostFifos: string[] = [];
-      let r = await timedCtr(this.containerd, NAMESPACE, ['containers', 'restore', '--live', '--rw', id, ref]);
-      while (r.code !== 0 && lostFifoDir(r.stderr) && lostFifos.length < 2) {
-        lostFifos.push(r.stderr.trim());
-        await this.containerd.removeContainer(id, NAMESPACE);
-        r = await timedCtr(this.containerd, NAMESPACE, ['containers', 'restore', '--live', '--rw', id, ref]);
+      const restore = await this.restore(id, ref);
+      lastExit = restore.exitedAt;
+      if (restore.result.code !== 0) {
+        sample.restoreFailures.push(restoreFailure(id, ref, restore));
+        throw new Error(`ctr containers restore --live --rw ${id} ${ref} (${def.key}) exited ${restore.result.code}: ${restore.result.stderr.trim()}`);
       }
-      lastExit = performance.now();
-      if (r.code !== 0) throw new Error(`ctr containers restore --live --rw ${id} ${ref} (${def.key}) exited ${r.code}: ${r.stderr.trim()}`);
-      const pid = await this.runningPid(id);
-      const faultsAtRestore = readFaults(pid);
-      sample.replicas.push({
-        id,
-        pid,
-        restoreMs: r.ms,
-        pidLookupMs: performance.now() - lastExit,
-        faultsAtRestore,
-        lostFifos,
-        mappedVmas: mappedVmas(pid),
-        memoryAfterRestores: zeroMemory(),
-        requests: { error: 'not run' },
-      });
+      sample.replicas.push(await this.restored(id, restore));
     }
     sample.sumMs = sample.replicas.reduce((n, r) => n + r.restoreMs, 0);
     sample.wallMs = lastExit - (first ?? lastExit) - dropsBetween;
+  }
+
+  /**
+   * Starts the N restores at the same moment; each replica's pid is looked up once its own ctr
+   * exited. Waits for all of them, so that a failure is told per replica and none is removed
+   * while its restore still runs.
+   */
+  private async restoreAtOnce(ref: string, kind: BatchKind, ids: readonly string[], sample: BatchSample): Promise<void> {
+    if (kind.cache === 'cold') sample.cacheDropMs.push(await dropCaches());
+    sample.meminfoBefore = readMeminfo();
+    const first = performance.now();
+    const outcomes = await Promise.all(
+      ids.map(async (id) => {
+        const restore = await this.restore(id, ref);
+        if (restore.result.code !== 0) return { restore, failure: restoreFailure(id, ref, restore) };
+        try {
+          return { restore, replica: await this.restored(id, restore) };
+        } catch (err) {
+          return { restore, failure: { ...restoreFailure(id, ref, restore), error: `${id}: ${err instanceof Error ? err.message : String(err)}` } };
+        }
+      }),
+    );
+    for (const o of outcomes) {
+      if (o.replica) sample.replicas.push(o.replica);
+      if (o.failure) sample.restoreFailures.push(o.failure);
+    }
+    sample.sumMs = sample.replicas.reduce((n, r) => n + r.restoreMs, 0);
+    sample.wallMs = Math.max(...outcomes.map((o) => o.restore.exitedAt)) - first;
+    const failures = sample.restoreFailures;
+    if (failures.length > 0) throw new Error(`${failures.length} of ${ids.length} concurrent restores failed: ${failures.map((f) => f.error).join('; ')}`);
+  }
+
+  /** `ctr containers restore --live --rw`, made again (twice at most) when ctr's fifo dir vanished (see lostFifoDir). */
+  private async restore(id: string, ref: string): Promise<Restore> {
+    const lostFifos: string[] = [];
+    let result = await timedCtr(this.containerd, NAMESPACE, ['containers', 'restore', '--live', '--rw', id, ref]);
+    while (result.code !== 0 && lostFifoDir(result.stderr) && lostFifos.length < 2) {
+      lostFifos.push(result.stderr.trim());
+      await this.containerd.removeContainer(id, NAMESPACE);
+      result = await timedCtr(this.containerd, NAMESPACE, ['containers', 'restore', '--live', '--rw', id, ref]);
+    }
+    return { result, lostFifos, exitedAt: performance.now() };
+  }
+
+  /** A replica whose restore succeeded: its pid once `ctr task ls` gives it, its faults then and what it maps. */
+  private async restored(id: string, restore: Restore): Promise<ReplicaSample> {
+    const pid = await this.runningPid(id);
+    const faultsAtRestore = readFaults(pid);
+    return {
+      id,
+      pid,
+      restoreMs: restore.result.ms,
+      pidLookupMs: performance.now() - restore.exitedAt,
+      faultsAtRestore,
+      lostFifos: restore.lostFifos,
+      mappedVmas: mappedVmas(pid),
+      memoryAfterRestores: zeroMemory(),
+      requests: { error: 'not run' },
+    };
   }
 
   private async replicaStates(replicas: readonly ReplicaSample[]): Promise<string[]> {
@@ -610,13 +713,31 @@ interface Goal {
   goal: string;
   value: number | null;
   met: boolean | null;
+  /** Not measured because these runtimes' batch failed (what their cells show). */
+  failed?: string;
 }
 
-/** The goals, read on the warm Node.js batch of PLAN.focusN replicas. */
-const GOALS: ReadonlyArray<{ key: string; text: string; value: (stock: number, ours: number) => number | null; met: (v: number) => boolean }> = [
+interface GoalDef {
+  key: string;
+  text: string;
+  value: (stock: number, ours: number) => number | null;
+  met: (v: number) => boolean;
+}
+
+/** The goals, read on the warm Node.js batch of PLAN.focusN replicas restored one after the other. */
+const GOALS: readonly GoalDef[] = [
   { key: 'pss', text: 'total PSS pageshare/stock <= 0.25x', value: (s, p) => ratio(p, s), met: (v) => v <= 0.25 },
   { key: 'restore.wall', text: 'restore of all N >= 3x faster (stock/pageshare)', value: (s, p) => ratio(s, p), met: (v) => v >= 3 },
   { key: 'minfltRestore', text: 'minflt during restore >= 10x fewer (stock/pageshare)', value: (s, p) => ratio(s, p), met: (v) => v >= 10 },
+];
+
+const FOCUS_KIND: BatchKind = { app: 'node', n: PLAN.focusN, cache: 'warm', mode: 'sequential', steadyMs: PLAN.steadyMs };
+const CONCURRENT_KIND: BatchKind = { app: 'node', n: PLAN.focusN, cache: 'warm', mode: 'concurrent', steadyMs: undefined };
+
+/** Where goals are read: all of them on the focus batch, the restore time once more on the concurrent one. */
+const GOAL_SITES: ReadonlyArray<{ kind: BatchKind; goals: readonly GoalDef[]; label: string }> = [
+  { kind: FOCUS_KIND, goals: GOALS, label: sectionTitle(FOCUS_KIND) },
+  { kind: CONCURRENT_KIND, goals: GOALS.filter((g) => g.key === 'restore.wall'), label: `concurrent batch, ${sectionTitle(CONCURRENT_KIND)}` },
 ];
 
 interface Row {
@@ -626,6 +747,8 @@ interface Row {
   unit: string;
   stock: number | null;
   pageshare: number | null;
+  /** What the cell of a runtime whose batch failed shows instead of a figure. */
+  failed: Partial<Record<RuntimeKey, string>>;
   /** pageshare/stock. */
   ratio: number | null;
   /** stock/pageshare, for times. */
@@ -636,20 +759,25 @@ interface Row {
 
 type Batches = Map<string, Partial<Record<RuntimeKey, BatchSample>>>;
 
-function batchKey(kind: Pick<BatchKind, 'app' | 'n' | 'cache'>): string {
-  return `${kind.app}/n${kind.n}/${kind.cache}`;
+function batchKey(kind: Pick<BatchKind, 'app' | 'n' | 'cache' | 'mode'>): string {
+  return `${kind.app}/n${kind.n}/${kind.cache}${kind.mode === 'concurrent' ? '/concurrent' : ''}`;
 }
 
 function sectionTitle(kind: BatchKind): string {
-  const app = kind.app === 'node' ? 'Node.js' : 'JVM';
+  const mode = kind.mode === 'concurrent' ? ', restored at once (concurrently)' : '';
   const cache = kind.cache === 'warm' ? 'page cache warm' : 'page cache dropped before each restore';
-  return `${app}, N=${kind.n}, ${cache}`;
+  return `${APP_TITLES[kind.app]}, N=${kind.n}${mode}, ${cache}`;
+}
+
+/** What a failed batch's cells show. */
+function failureLabel(b: BatchSample): string {
+  const failed = b.restoreFailures.length;
+  return failed > 0 ? `failed: ${failed} of ${b.replicas.length + failed} restores` : 'failed';
 }
 
 function buildRows(kinds: readonly BatchKind[], batches: Batches): { rows: Row[]; goals: Goal[] } {
   const rows: Row[] = [];
   const goals: Goal[] = [];
-  const focus = batchKey({ app: 'node', n: PLAN.focusN, cache: 'warm' });
   const add = (section: string, key: string, m: Metric, pair: Partial<Record<RuntimeKey, BatchSample>>): void => {
     const value = (b: BatchSample | undefined): number | null => {
       const v = b && b.error === undefined ? m.pick(b) : undefined;
@@ -657,10 +785,20 @@ function buildRows(kinds: readonly BatchKind[], batches: Batches): { rows: Row[]
     };
     const s = value(pair.stock);
     const p = value(pair.pageshare);
-    const goal = key === focus ? GOALS.find((g) => g.key === m.key) : undefined;
-    if (goal) {
+    const failed: Row['failed'] = {};
+    for (const b of Object.values(pair)) if (b.error !== undefined) failed[b.runtime] = failureLabel(b);
+    const site = GOAL_SITES.find((g) => batchKey(g.kind) === key);
+    const goal = site?.goals.find((g) => g.key === m.key);
+    if (site && goal) {
       const v = s === null || p === null ? null : goal.value(s, p);
-      goals.push({ metric: `${sectionTitle({ app: 'node', n: PLAN.focusN, cache: 'warm', steadyMs: undefined })}: ${goal.text}`, goal: goal.text, value: v, met: v === null ? null : goal.met(v) });
+      const failedRuntimes = RUNTIMES.filter((d) => failed[d.key] !== undefined).map((d) => `${d.label} ${failed[d.key] ?? ''}`);
+      goals.push({
+        metric: `${site.label}: ${goal.text}`,
+        goal: goal.text,
+        value: v,
+        met: v === null ? null : goal.met(v),
+        ...(failedRuntimes.length > 0 ? { failed: failedRuntimes.join(', ') } : {}),
+      });
     }
     rows.push({
       section,
@@ -669,6 +807,7 @@ function buildRows(kinds: readonly BatchKind[], batches: Batches): { rows: Row[]
       unit: m.unit,
       stock: s,
       pageshare: p,
+      failed,
       // A ratio of growths that may be negative (AnonPages) says nothing.
       ratio: s === null || p === null || s <= 0 || p < 0 ? null : ratio(p, s),
       speedUp: m.time && s !== null && p !== null ? ratio(s, p) : null,
@@ -691,16 +830,24 @@ function buildRows(kinds: readonly BatchKind[], batches: Batches): { rows: Row[]
 const FOOTNOTES: readonly string[] = [
   `Apps: Node.js (the host's node) with the checkpoint benchmark's data set (${PLAN.heapMb} MB of records, strings, number arrays and`,
   `  Float64Arrays; a hot 3% mutated every 100 ms) and a request server on the unix socket ${SOCKET} (each request reads 2000 random`,
-  `  records, texts and Float64Array elements); ${PLAN.jvm ? `the JVM (host JDK 17, G1, ${JVM_OPTIONS.join(' ')}) with ~${JVM_HEAP_MB} MB of records and the same kind of server` : 'no JVM (quick mode)'}.`,
+  `  records, texts and Float64Array elements); "V8 heap only": the same app and data with plain arrays of numbers for the`,
+  '  Float64Arrays and the hot buffer (typed arrays keep their elements in malloc\'d memory outside V8\'s heap, which pageshare',
+  `  does not map), so every byte of its data is in the V8 heap; ${PLAN.jvm ? `the JVM (host JDK 17, G1, ${JVM_OPTIONS.join(' ')}) with ~${JVM_HEAP_MB} MB of records and the same kind of server` : 'no JVM (quick mode)'}.`,
   '  pageshare maps only V8-heap-like VMAs (private, anonymous, MAP_NORESERVE): HotSpot commits its heap without MAP_NORESERVE.',
   `pageshare: source containers run with ${PAGESHARE_ANNOTATIONS.filter((a) => a !== '--annotation').join(', ')} (the restores`,
   '  inherit them from the checkpointed spec); runc.v2: no annotation. One checkpoint per runtime and app, then the batches.',
-  'Each batch: N replicas restored one after the other with `ctr containers restore --live --rw`, timed spawn to exit; wall runs',
-  '  from the first spawn to the last exit and includes, between restores, `ctr task ls` for the pid and the /proc reads (and',
-  '  not the cache drops). Faults "during restore": /proc/PID/stat of the restored process once `ctr task ls` gave its pid',
-  '  (the app runs for those few ms). PSS: the sum of the replicas\' smaps_rollup once the last one is restored, before any',
-  `  request. Then ${REQUESTS} requests per replica over one connection each, one replica after the other. AnonPages: system-wide,`,
-  '  so anything else running on the host shows in it. The replicas are removed after each batch.',
+  'Each batch but the concurrent one: N replicas restored one after the other with `ctr containers restore --live --rw`,',
+  '  timed spawn to exit; wall runs from the first spawn to the last exit and includes, between restores, `ctr task ls` for',
+  '  the pid and the /proc reads (and not the cache drops). Faults "during restore": /proc/PID/stat of the restored process',
+  '  once `ctr task ls` gave its pid (the app runs for those few ms). PSS: the sum of the replicas\' smaps_rollup once the last',
+  `  one is restored, before any request. Then ${REQUESTS} requests per replica over one connection each, one replica after the`,
+  '  other. AnonPages: system-wide, so anything else running on the host shows in it. The replicas are removed after each batch.',
+  '"Restored at once (concurrently)": the N `ctr containers restore` commands spawned at the same moment, each replica\'s pid',
+  '  looked up once its own ctr exited; wall from the first spawn to the last exit. runc.v2 restores every replica into the',
+  '  dumped container\'s cgroup, where concurrent restores may fail in runc; pageshare gives each replica its own cgroup. A',
+  '  runtime whose batch failed (after the one retry) shows the failure in its cells; which replica and why is in the notes.',
+  `Goals are read on the Node.js batch of N=${PLAN.focusN} restored one after the other, page cache warm; the restore-time goal once more`,
+  '  on the concurrent batch (its own goal line). Not on the V8-heap-only app, which shows what mapping does for such apps.',
   'The first batch of each runtime and app restores its checkpoint for the first time (pageshare writes the page-cache file then).',
   'An idle pageshare container keeps the namespace\'s shim server up through the run (it would exit 2 s after its last',
   '  container, between batches); runc.v2 starts a shim per replica.',
@@ -717,9 +864,11 @@ function renderTable(title: string, rows: readonly Row[], goals: readonly Goal[]
       section = r.section;
       body.push([section]);
     }
-    body.push([`  ${r.metric}`, r.unit, fmt(r.stock, r.digits), fmt(r.pageshare, r.digits), fmtRatio(r.ratio), r.speedUp === null ? '' : `${fmtRatio(r.speedUp)} faster`, r.goal]);
+    const cell = (key: RuntimeKey): string => r.failed[key] ?? fmt(r[key], r.digits);
+    body.push([`  ${r.metric}`, r.unit, cell('stock'), cell('pageshare'), fmtRatio(r.ratio), r.speedUp === null ? '' : `${fmtRatio(r.speedUp)} faster`, r.goal]);
   }
-  const goalLines = goals.map((g) => `goal ${g.metric}: ${g.value === null ? '-' : `${g.value.toFixed(2)}x`} ${g.met === null ? 'not measured' : g.met ? 'met' : 'NOT met'}`);
+  const verdict = (g: Goal): string => (g.met === null ? `not measured${g.failed === undefined ? '' : ` (${g.failed})`}` : g.met ? 'met' : 'NOT met');
+  const goalLines = goals.map((g) => `goal ${g.metric}: ${g.value === null ? '-' : `${g.value.toFixed(2)}x`} ${verdict(g)}`);
   const parts = [title, '', formatTable(header, body, ['left', 'left', 'right', 'right', 'right', 'right', 'left']), '', ...goalLines, '', ...FOOTNOTES];
   if (notes.length > 0) parts.push('', 'Notes from this run:', ...notes.map((n) => `  - ${n}`));
   return parts.join('\n');
@@ -728,10 +877,18 @@ function renderTable(title: string, rows: readonly Row[], goals: readonly Goal[]
 // ---------------------------------------------------------------------------------------
 // The benchmark
 
+/** Each replica's restore time in ms, in the order of the ids, a failed one marked; "(attempt 2)" after a failed first attempt. */
+function restoreTimes(b: BatchSample): string {
+  const each = [...b.replicas.map((r) => ({ id: r.id, text: fmt(r.restoreMs, 0) })), ...b.restoreFailures.map((f) => ({ id: f.id, text: `${fmt(f.ms, 0)} failed` }))];
+  const times = each.sort((x, y) => x.id.localeCompare(y.id)).map((t) => t.text).join(' ');
+  return b.attempt > 1 ? `${times} (attempt ${b.attempt})` : times;
+}
+
 function batchKinds(): BatchKind[] {
-  const node: BatchKind[] = PLAN.batchSizes.map((n) => ({ app: 'node', n, cache: 'warm', steadyMs: n === PLAN.focusN ? PLAN.steadyMs : undefined }));
-  node.push({ app: 'node', n: PLAN.focusN, cache: 'cold', steadyMs: undefined });
-  return PLAN.jvm ? [...node, { app: 'jvm', n: PLAN.focusN, cache: 'warm', steadyMs: undefined }] : node;
+  const node: BatchKind[] = PLAN.batchSizes.map((n) => (n === PLAN.focusN ? FOCUS_KIND : { app: 'node', n, cache: 'warm', mode: 'sequential', steadyMs: undefined }));
+  node.push({ ...FOCUS_KIND, cache: 'cold', steadyMs: undefined }, CONCURRENT_KIND);
+  const heapOnly: BatchKind = { ...FOCUS_KIND, app: 'node-heap', steadyMs: undefined };
+  return PLAN.jvm ? [...node, heapOnly, { ...FOCUS_KIND, app: 'jvm', steadyMs: undefined }] : [...node, heapOnly];
 }
 
 /** What the page-cache dir holds at the end: each file's size and allocated bytes. */
@@ -764,17 +921,16 @@ async function runBenchmark(): Promise<BenchReport> {
     const machine = await machineInfo(containerd);
     const source = await sourceVersion();
     await containerd.ctrOk(['namespaces', 'create', NAMESPACE]);
-    for (const app of PLAN.jvm ? (['node', 'jvm'] as const) : (['node'] as const)) {
-      await importImage(containerd, path.join(workDir, `${app}.tar`), { namespace: NAMESPACE });
-    }
+    const kinds = batchKinds();
+    const apps = [...new Set(kinds.map((k) => k.app))];
+    for (const app of apps) await importImage(containerd, path.join(workDir, `${app}.tar`), { namespace: NAMESPACE });
     const lab = new SharingLab(containerd, storeRoot, ctdDir);
     await lab.keepPageshareServerUp();
-    const kinds = batchKinds();
     const checkpoints: CheckpointSample[] = [];
     const batches: Batches = new Map();
     const failedAttempts: BatchSample[] = [];
     const notes: string[] = [];
-    for (const app of [...new Set(kinds.map((k) => k.app))]) {
+    for (const app of apps) {
       const refs: Partial<Record<RuntimeKey, string>> = {};
       for (const def of RUNTIMES) {
         const ck = await lab.checkpoint(def, app);
@@ -800,10 +956,17 @@ async function runBenchmark(): Promise<BenchReport> {
           pair[def.key] = b;
           log(
             `${sectionTitle(kind)} on ${def.key}: ` +
-              (b.error ?? `restore wall ${fmt(b.wallMs, 0)} ms, PSS ${fmt(mib(b.total.pss), 1)} MiB, minflt at restore ${b.replicas.map((r) => r.faultsAtRestore.minflt).join(' ')}`),
+              (b.error ?? `restore wall ${fmt(b.wallMs, 0)} ms (each ${restoreTimes(b)}), PSS ${fmt(mib(b.total.pss), 1)} MiB, minflt at restore ${b.replicas.map((r) => r.faultsAtRestore.minflt).join(' ')}`),
           );
         }
         batches.set(batchKey(kind), pair);
+        if (kind.mode === 'concurrent') {
+          const each = RUNTIMES.flatMap((d) => {
+            const b = pair[d.key];
+            return b ? [`${d.key} ${restoreTimes(b)}`] : [];
+          });
+          notes.push(`${sectionTitle(kind)}: each replica's restore, ms (spawn to exit): ${each.join('; ')}`);
+        }
       }
     }
     for (const [key, pair] of batches) {
@@ -812,7 +975,7 @@ async function runBenchmark(): Promise<BenchReport> {
       const retried = Object.values(pair).flatMap((b) => b.replicas.filter((r) => r.lostFifos.length > 0).map((r) => r.id));
       if (retried.length > 0) notes.push(`${key}: restore made again after ctr's fifo dir vanished (removed by another harness containerd's stop): ${retried.join(', ')}`);
       const ps = pair.pageshare;
-      if (ps && ps.error === undefined && ps.app === 'node' && ps.replicas.some((r) => r.mappedVmas === 0)) notes.push(`${key}: a pageshare replica maps nothing from the page-cache file`);
+      if (ps && ps.error === undefined && ps.app !== 'jvm' && ps.replicas.some((r) => r.mappedVmas === 0)) notes.push(`${key}: a pageshare replica maps nothing from the page-cache file`);
     }
 
     const { rows, goals } = buildRows(kinds, batches);
@@ -837,9 +1000,11 @@ async function runBenchmark(): Promise<BenchReport> {
         pageshareAnnotations: PAGESHARE_ANNOTATIONS,
         checkpointCommand: 'ctr containers checkpoint --task --image --rw C REF',
         restoreCommand: 'ctr containers restore --live --rw C2 REF',
+        concurrentRestores: 'the N restore commands of a concurrent batch spawned at the same moment; wall from the first spawn to the last exit',
         coldCache: 'sync; echo 3 > /proc/sys/vm/drop_caches before each restore of the batch',
         apps: {
-          node: { image: IMAGES.node, command: ['/usr/bin/node', '--expose-gc', '/app/app.js'], heapMb: PLAN.heapMb, source: NODE_APP },
+          node: { image: IMAGES.node, command: NODE_COMMAND, heapMb: PLAN.heapMb, source: NODE_APP },
+          'node-heap': { image: IMAGES['node-heap'], command: NODE_COMMAND, heapMb: PLAN.heapMb, source: NODE_HEAP_APP },
           jvm: PLAN.jvm ? { image: IMAGES.jvm, options: JVM_OPTIONS, heapMb: JVM_HEAP_MB, source: JVM_APP } : undefined,
         },
         units: { time: 'ms', memory: 'bytes (table: MiB)' },
