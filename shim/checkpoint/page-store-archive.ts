@@ -12,7 +12,7 @@ import { presentPageCount } from '../criu/pagemap';
 import { log } from '../log/logger';
 import { collectWhenQuiet } from '../memory/idle-collection';
 import { PAGE_CACHE_MOUNT, pageCacheDir } from '../map-restore/map-spec';
-import { applyImagesMapping, isSealedPageCacheFile, planImagesMapping, writeSealedPageCacheFile, type ImagesMapPlan } from '../map-restore/rewrite-images';
+import { applyImagesMapping, isSealedPageCacheFile, planImagesMapping, writeSealedPageCacheFile, type ImagesMapPlan, type MapRewrite } from '../map-restore/rewrite-images';
 import type { ByteCopy } from '../map-restore/map-plan';
 import { dumpedMountpoints } from '../map-restore/dumped-mounts';
 import { checkPageCacheFilesPresent, pageCacheFilesNamed, recordPageCacheRefs } from '../map-restore/page-cache-refs';
@@ -184,24 +184,35 @@ export class PageStoreArchive implements CheckpointArchive {
     const name = `${manifest.checkpointId}.pages`;
     const cache = { hostPath: path.join(pageCacheDir, name), pathInRestore: `${PAGE_CACHE_MOUNT}/${name}` };
     const store = PageStore.open(this.root());
-    let wrote: boolean;
+    let wrote = false;
+    let result: MapRewrite;
     try {
       await store.awaitIndexed(manifest.checkpointId);
       lap('store');
-      wrote = await this.ensurePageCacheFile(store, manifest, plan, cache.hostPath);
-      lap('file');
+      // Three independent outputs at once, so the hash workers and the disk stay busy: the
+      // page-cache file (unless sealed already), the pages that stay private, and the images.
+      // CRIU reads none of them before all three are done.
       const planned = new Map(plan.tasks.map((task) => [path.basename(task.pagesPath), task]));
-      for (const file of manifest.files) {
-        const task = planned.get(file.name);
-        const selection = task ? { ranges: pageRangesOf(task.plan.toPages) } : undefined;
-        await store.writeManifestPages(manifest, file.name, path.join(imageDir, file.name), this.hashPool, selection);
-      }
-      lap('pages');
+      const jobs: [Promise<boolean>, Promise<unknown>, Promise<MapRewrite>] = [
+        this.ensurePageCacheFile(store, manifest, plan, cache.hostPath),
+        Promise.all(
+          manifest.files.map((file) => {
+            const task = planned.get(file.name);
+            const selection = task ? { ranges: pageRangesOf(task.plan.toPages) } : undefined;
+            return store.writeManifestPages(manifest, file.name, path.join(imageDir, file.name), this.hashPool, selection);
+          }),
+        ),
+        applyImagesMapping(imageDir, plan, cache),
+      ];
+      const settled = await Promise.allSettled(jobs);
+      const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
+      wrote = (settled[0] as PromiseFulfilledResult<boolean>).value;
+      result = (settled[2] as PromiseFulfilledResult<MapRewrite>).value;
+      lap('pages, file and images');
     } finally {
       store.close();
     }
-    const result = await applyImagesMapping(imageDir, plan, cache);
-    lap('images');
     log.info(
       `checkpoint ${manifest.checkpointId} for ${containerId}: map mode, ${result.mappings} mappings of ${name} (${result.mappedPages} pages, file ${wrote ? 'written' : 'reused'}), ${result.keptPages} pages rebuilt, in ${Date.now() - started} ms (${laps.join(', ')} ms)`,
     );
