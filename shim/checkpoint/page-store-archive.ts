@@ -17,6 +17,7 @@ import type { ByteCopy } from '../map-restore/map-plan';
 import { dumpedMountpoints } from '../map-restore/dumped-mounts';
 import { checkPageCacheFilesPresent, pageCacheFilesNamed, recordPageCacheRefs } from '../map-restore/page-cache-refs';
 import { PAGE_MANIFEST_FILE, readManifestFileSync, writeManifestFile } from '../store/manifest-file';
+import { pageCacheFileName } from '../store/page-cache-dir';
 import type { ManifestPagesFile, PageManifest } from '../store/page-manifest';
 import type { IngestSession } from '../store/ingest-session';
 import { FileRead, PageHashPool, SharedChunks } from '../store/page-hash-pool';
@@ -181,7 +182,7 @@ export class PageStoreArchive implements CheckpointArchive {
     };
     lap('plan');
     // One page-cache file per checkpoint and domain, shared by every replica restored from it.
-    const name = `${manifest.checkpointId}.pages`;
+    const name = pageCacheFileName(manifest.checkpointId);
     const cache = { hostPath: path.join(pageCacheDir, name), pathInRestore: `${PAGE_CACHE_MOUNT}/${name}` };
     const store = PageStore.open(this.root());
     let wrote = false;

@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { InvalidArgumentError } from '../errors/shim-error';
 import { GC_ANNOTATION } from '../gc/gc-spec';
+import { pageCacheRoot } from '../store/page-cache-dir';
 import { readBundleSpec, setMount, writeBundleSpec, type OciSpec } from '../spec/oci-spec';
 
 export const RESTORE_ANNOTATION = 'io.pageshare.restore';
@@ -46,7 +47,7 @@ export function restoreModeOf(spec: OciSpec, env: NodeJS.ProcessEnv = process.en
 
 /** A sharing domain's page-cache dir on the host: one per containerd namespace. */
 export function pageCacheDir(storeRoot: string, namespace: string): string {
-  return path.join(storeRoot, 'page-cache', namespace);
+  return path.join(pageCacheRoot(storeRoot), namespace);
 }
 
 export interface MapRestoreSettings {

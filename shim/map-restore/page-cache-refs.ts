@@ -9,6 +9,7 @@ import { decodeEntry } from '../criu/criu-proto';
 import { readImageFile } from '../criu/image-file';
 import { ImageKinds } from '../criu/image-kind';
 import { syncDirectorySync } from '../store/durable-fs';
+import { refsDirPathOf } from '../store/page-cache-dir';
 import { PAGE_CACHE_MOUNT } from './map-spec';
 
 const FD_TYPE_REG = 1;
@@ -28,7 +29,7 @@ export async function pageCacheFilesNamed(imageDir: string): Promise<string[]> {
 }
 
 export function refsDirOf(domainDir: string, fileName: string): string {
-  return path.join(domainDir, `${fileName}.refs`);
+  return refsDirPathOf(path.join(domainDir, fileName));
 }
 
 /** Durable markers: checkpointId depends on each of `fileNames`. */

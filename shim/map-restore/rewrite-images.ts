@@ -12,6 +12,7 @@ import { readImageFile, writeImageFile } from '../criu/image-file';
 import { ImageKinds } from '../criu/image-kind';
 import { writePagemapFile } from '../criu/pagemap';
 import { readFully, writeFully } from '../store/durable-fs';
+import { sealPathOf } from '../store/page-cache-dir';
 import { readHeapRanges } from './heap-ranges';
 import { planTaskMapping, type ByteCopy, type MapPlan } from './map-plan';
 import { MAP_ANONYMOUS, VMA_ANON_PRIVATE, VMA_FILE_PRIVATE } from './vma-status';
@@ -177,9 +178,6 @@ interface PageCacheSeal {
   readonly ctimeNs: string;
 }
 
-export function sealFileOf(hostPath: string): string {
-  return `${hostPath}.seal`;
-}
 
 let bootIdCache: string | undefined;
 function bootId(): string {
@@ -199,7 +197,7 @@ function identityOf(file: string): Omit<PageCacheSeal, 'version' | 'layout' | 'b
 function readSeal(hostPath: string): PageCacheSeal | undefined {
   let text: string;
   try {
-    text = fs.readFileSync(sealFileOf(hostPath), 'utf8');
+    text = fs.readFileSync(sealPathOf(hostPath), 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
@@ -244,14 +242,14 @@ export async function writeSealedPageCacheFile(hostPath: string, plan: ImagesMap
   } finally {
     fs.closeSync(fd);
   }
-  fs.rmSync(sealFileOf(hostPath), { force: true });
+  fs.rmSync(sealPathOf(hostPath), { force: true });
   fs.renameSync(tmp, hostPath);
   const identity = identityOf(hostPath);
   if (identity === undefined) throw new Error(`page-cache file ${hostPath} vanished right after it was written`);
   const seal: PageCacheSeal = { version: 1, layout: plan.layout, bootId: bootId(), ...identity };
   const sealTmp = `${tmp}.seal`;
   fs.writeFileSync(sealTmp, JSON.stringify(seal), { mode: 0o444 });
-  fs.renameSync(sealTmp, sealFileOf(hostPath));
+  fs.renameSync(sealTmp, sealPathOf(hostPath));
 }
 
 function copyInto(fromFile: string, toFile: string, copies: readonly ByteCopy[], size: number): void {

@@ -53,6 +53,21 @@ export function pageCacheRoot(storeRoot: string): string {
   return path.join(storeRoot, PAGE_CACHE_DIR);
 }
 
+/** The page-cache file of a checkpoint, by name (in its domain dir). */
+export function pageCacheFileName(checkpointId: string): string {
+  return `${checkpointId}${PAGES}`;
+}
+
+/** The seal beside a page-cache file. */
+export function sealPathOf(pagesFile: string): string {
+  return `${pagesFile}${SEAL.slice(PAGES.length)}`;
+}
+
+/** The dir of markers of the checkpoints that depend on a page-cache file. */
+export function refsDirPathOf(pagesFile: string): string {
+  return `${pagesFile}${REFS.slice(PAGES.length)}`;
+}
+
 function entriesOf(dir: string): fs.Dirent[] {
   try {
     return fs.readdirSync(dir, { withFileTypes: true });
