@@ -12,6 +12,7 @@ import { bootstrapVersionFor, containerdVersion } from './containerd-version';
 import { TtrpcServer } from '../ttrpc/ttrpc-server';
 import { removeServerFiles, shimServerFiles, type ServerEndpoints } from './shim-socket';
 import { sweepStaleScratch } from '../checkpoint/scratch-dir';
+import { KsmBurst } from '../ksm/ksm-burst';
 
 /** An idle server lingers this long after its last container, so a `start` that just
  * found it alive is not left pointing at a socket that vanished. */
@@ -56,7 +57,10 @@ export async function serve(address: string, namespace: string): Promise<void> {
       server.forceShutdown();
       ttrpc?.close();
       events.close();
-      process.exit(0);
+      // A KSM burst of ours ends now: its timer would never fire.
+      void KsmBurst.settle()
+        .catch((err: unknown) => log.warn(`putting KSM settings back failed: ${errorMessage(err)}`))
+        .finally(() => process.exit(0));
     });
   };
   const service = new TaskService(namespace, events, () => {
@@ -82,6 +86,8 @@ export async function serve(address: string, namespace: string): Promise<void> {
   // A server killed mid-dump leaves CRIU's images in the store's scratch dir: sweep those.
   const swept = sweepStaleScratch();
   if (swept.length > 0) log.info(`removing ${swept.length} scratch dir(s) of servers that are gone`);
+  // A server that died during a KSM burst left the host's settings raised: back, unless a live burst holds them.
+  void KsmBurst.settle().catch((err: unknown) => log.warn(`settling KSM settings left by a dead server failed: ${errorMessage(err)}`));
   process.on('SIGTERM', () => {
     log.info('SIGTERM: exiting; containerd cleans up the containers it still knew through `delete`');
     removeServerFiles(files, problemCount() > 0);

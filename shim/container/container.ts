@@ -106,18 +106,18 @@ export class Container {
     return container;
   }
 
-  private static archiveInstance: CheckpointArchive | undefined;
+  private static archiveInstance: Promise<CheckpointArchive> | undefined;
 
   /** How checkpoints are kept: memory pages in the host's page store. Loaded on first use:
    * the store and CRIU modules (SQLite among them) cost a server that never checkpoints
    * several MiB. */
-  static async archive(): Promise<CheckpointArchive> {
-    if (!Container.archiveInstance) {
-      const { PageStoreArchive } = await import('../checkpoint/page-store-archive');
-      Container.archiveInstance = new PageStoreArchive(() => defaultStoreRoot());
-    }
+  static archive(): Promise<CheckpointArchive> {
+    // The promise, not the instance: restores that start at once share one archive (and its
+    // in-process guard against two writers of one page-cache file).
+    Container.archiveInstance ??= import('../checkpoint/page-store-archive').then(({ PageStoreArchive }) => new PageStoreArchive(() => defaultStoreRoot()));
     return Container.archiveInstance;
   }
+
 
   /** Stats and OOM notifications need the init's cgroup, known once it has a pid. */
   private watchCgroup(): void {

@@ -48,3 +48,14 @@ it("waits for another live holder's lease, and ignores a dead holder's", async (
   await burst.end();
   expect([read('run'), read('pages_to_scan'), read('sleep_millisecs')]).toEqual(['0', '100', '20']);
 });
+
+it('settles what a server that died mid-burst left: the settings come back unless a live burst holds them', async () => {
+  const dead = new KsmBurst({ sysDir, stateDir });
+  await dead.raise(60_000);
+  // Its process is gone: its lease names a pid that no longer exists.
+  fs.renameSync(path.join(stateDir, `lease-${process.pid}`), path.join(stateDir, 'lease-4194304'));
+  await KsmBurst.settle({ sysDir, stateDir });
+  expect([read('run'), read('pages_to_scan'), read('sleep_millisecs')]).toEqual(['0', '100', '20']);
+  await KsmBurst.settle({ sysDir, stateDir }); // nothing saved: nothing to do
+  expect(read('run')).toBe('0');
+});

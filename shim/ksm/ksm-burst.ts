@@ -77,6 +77,22 @@ export class KsmBurst {
     this.timer.unref();
   }
 
+  /** Whether this process has a burst under way. */
+  get active(): boolean {
+    return this.endsAt > 0;
+  }
+
+  /**
+   * For a server that exits (its timer would never fire) or starts (a server that died may
+   * have left the settings raised): ends this process's burst, if any, and puts the host's
+   * settings back unless another live burst holds them.
+   */
+  static async settle(options: KsmBurstOptions = {}): Promise<void> {
+    const burst = KsmBurst.instance ?? new KsmBurst(options);
+    if (!fs.existsSync(path.join(burst.stateDir, SAVED_FILE))) return;
+    await burst.end();
+  }
+
   /** Ends this process's burst now; the host's settings come back if no other burst is live. */
   async end(): Promise<void> {
     clearTimeout(this.timer);

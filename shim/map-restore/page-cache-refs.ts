@@ -11,6 +11,7 @@ import { ImageKinds } from '../criu/image-kind';
 import { syncDirectorySync } from '../store/durable-fs';
 import { refsDirPathOf } from '../store/page-cache-dir';
 import { PAGE_CACHE_MOUNT } from './map-spec';
+import { makePageCacheFileDurable, pageCacheSealProblem } from './rewrite-images';
 
 const FD_TYPE_REG = 1;
 
@@ -32,9 +33,13 @@ export function refsDirOf(domainDir: string, fileName: string): string {
   return refsDirPathOf(path.join(domainDir, fileName));
 }
 
-/** Durable markers: checkpointId depends on each of `fileNames`. */
+/**
+ * Durable markers: checkpointId depends on each of `fileNames`, and each of those files is
+ * made durable itself (see makePageCacheFileDurable).
+ */
 export function recordPageCacheRefs(domainDir: string, fileNames: readonly string[], checkpointId: string): void {
   for (const name of fileNames) {
+    makePageCacheFileDurable(path.join(domainDir, name));
     const dir = refsDirOf(domainDir, name);
     fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
     fs.closeSync(fs.openSync(path.join(dir, checkpointId), 'w', 0o444));
@@ -47,16 +52,18 @@ export class PageCacheFileMissingError extends Error {
   constructor(
     readonly checkpointId: string,
     readonly file: string,
+    readonly detail: string,
   ) {
-    super(`checkpoint ${checkpointId} maps the page-cache file ${file} (its container was itself restored in map mode from that checkpoint), and it is gone: this checkpoint cannot be restored in this sharing domain`);
+    super(`checkpoint ${checkpointId} maps the page-cache file ${file} (its container was itself restored in map mode), and it cannot be used: ${detail}; this checkpoint cannot be restored in this sharing domain`);
     this.name = 'PageCacheFileMissingError';
   }
 }
 
-/** Throws PageCacheFileMissingError for the first named file the domain lacks. */
+/** Throws PageCacheFileMissingError for the first named file the domain lacks or cannot trust. */
 export function checkPageCacheFilesPresent(domainDir: string, fileNames: readonly string[], checkpointId: string): void {
   for (const name of fileNames) {
     const file = path.join(domainDir, name);
-    if (!fs.existsSync(file)) throw new PageCacheFileMissingError(checkpointId, file);
+    const problem = pageCacheSealProblem(file);
+    if (problem !== undefined) throw new PageCacheFileMissingError(checkpointId, file, problem.kind === 'altered' ? `it changed after it was sealed (${problem.detail})` : problem.detail);
   }
 }

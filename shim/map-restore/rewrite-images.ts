@@ -11,7 +11,7 @@ import { decodeEntry, encodeEntry, u64ToBigInt, type WireLong } from '../criu/cr
 import { readImageFile, writeImageFile } from '../criu/image-file';
 import { ImageKinds } from '../criu/image-kind';
 import { writePagemapFile } from '../criu/pagemap';
-import { readFully, writeFully } from '../store/durable-fs';
+import { readFully, syncDirectorySync, writeFully } from '../store/durable-fs';
 import { sealPathOf } from '../store/page-cache-dir';
 import { readHeapRanges } from './heap-ranges';
 import { planTaskMapping, type ByteCopy, type MapPlan } from './map-plan';
@@ -176,6 +176,8 @@ interface PageCacheSeal {
   readonly dev: string;
   readonly ino: string;
   readonly ctimeNs: string;
+  /** Set once the file and its name were fsynced (when a later checkpoint came to depend on it). */
+  readonly durable?: boolean;
 }
 
 
@@ -211,18 +213,68 @@ function readSeal(hostPath: string): PageCacheSeal | undefined {
 }
 
 /**
- * Whether hostPath is a sealed page-cache file for this plan's layout. False when there is
- * no file, no seal, or a seal for another layout (the file is then written again); throws
- * PageCacheAlteredError when the sealed file itself changed.
+ * Why the file at hostPath cannot be mapped as it is, or undefined if it can: 'unsealed'
+ * when there is no file, no seal, a seal for another layout, or a seal of an earlier boot
+ * for a file never made durable (such a file is written again); 'altered' with the detail
+ * when the sealed file itself changed. `layout` undefined accepts any layout (a later
+ * checkpoint that maps the file keeps the offsets it was dumped with).
  */
-export function isSealedPageCacheFile(hostPath: string, plan: ImagesMapPlan): boolean {
+export function pageCacheSealProblem(hostPath: string, layout?: string): { kind: 'unsealed' | 'altered'; detail: string } | undefined {
   const seal = readSeal(hostPath);
   const now = identityOf(hostPath);
-  if (seal === undefined || now === undefined || seal.layout !== plan.layout || seal.bootId !== bootId()) return false;
-  const changed = (['size', 'dev', 'ino', 'ctimeNs'] as const).filter((k) => String(seal[k]) !== String(now[k]));
-  if (changed.length > 0) throw new PageCacheAlteredError(hostPath, `${changed.join(', ')} differ from the seal`);
-  if (now.size !== plan.fileBytes) throw new PageCacheAlteredError(hostPath, `${now.size} bytes, the layout needs ${plan.fileBytes}`);
+  if (now === undefined) return { kind: 'unsealed', detail: 'there is no such file' };
+  if (seal === undefined) return { kind: 'unsealed', detail: 'it has no seal' };
+  if (layout !== undefined && seal.layout !== layout) return { kind: 'unsealed', detail: 'it was written for another layout' };
+  const sameBoot = seal.bootId === bootId();
+  if (!sameBoot && seal.durable !== true) return { kind: 'unsealed', detail: 'it was written before the last reboot and never made durable' };
+  // The device number may change across a reboot; the inode, size and ctime on disk do not.
+  const fields = sameBoot ? (['size', 'dev', 'ino', 'ctimeNs'] as const) : (['size', 'ino', 'ctimeNs'] as const);
+  const changed = fields.filter((k) => String(seal[k]) !== String(now[k]));
+  if (changed.length > 0) return { kind: 'altered', detail: `${changed.join(', ')} differ from the seal` };
+  return undefined;
+}
+
+/**
+ * Whether hostPath is a sealed page-cache file for this plan's layout: false when it is to
+ * be written (again); throws PageCacheAlteredError when the sealed file itself changed.
+ */
+export function isSealedPageCacheFile(hostPath: string, plan: ImagesMapPlan): boolean {
+  const problem = pageCacheSealProblem(hostPath, plan.layout);
+  if (problem?.kind === 'altered') throw new PageCacheAlteredError(hostPath, problem.detail);
+  if (problem !== undefined) return false;
+  const size = identityOf(hostPath)?.size;
+  if (size !== plan.fileBytes) throw new PageCacheAlteredError(hostPath, `${size} bytes, the layout needs ${plan.fileBytes}`);
   return true;
+}
+
+/**
+ * Makes a sealed page-cache file survive a crash: fsyncs it and its dir, then marks its seal
+ * durable (written aside, fsynced, renamed). For files a later checkpoint depends on: their
+ * own checkpoint may be gone by then, and nothing could write them again.
+ */
+export function makePageCacheFileDurable(hostPath: string): void {
+  const problem = pageCacheSealProblem(hostPath);
+  if (problem !== undefined) throw new Error(`page-cache file ${hostPath} cannot be made durable: ${problem.detail}`);
+  const seal = readSeal(hostPath) as PageCacheSeal;
+  if (seal.durable === true) return;
+  const fd = fs.openSync(hostPath, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  const dir = path.dirname(hostPath);
+  syncDirectorySync(dir);
+  const tmp = `${sealPathOf(hostPath)}.${process.pid}-${crypto.randomBytes(4).toString('hex')}.tmp`;
+  const sealFd = fs.openSync(tmp, 'w', 0o444);
+  try {
+    writeFully(sealFd, Buffer.from(JSON.stringify({ ...seal, durable: true })), 0);
+    fs.fsyncSync(sealFd);
+  } finally {
+    fs.closeSync(sealFd);
+  }
+  fs.renameSync(tmp, sealPathOf(hostPath));
+  syncDirectorySync(dir);
 }
 
 /**

@@ -150,8 +150,12 @@ export class PageReader {
         this.fillChunk(runs, cursor, chunk, expected, count, ctx, locations, reads);
         const done = pool.hashPages(chunk, reads).then(async (names) => {
           if (!names.equals(expected)) this.repairChunk(chunk, names, expected, ctx);
-          // All pieces at once: a sparse output has hundreds of small extents per chunk.
-          await Promise.all(piecesOf(places, first, count).map((piece) => writeFullyAsync(fd, chunk.subarray(piece.at, piece.at + piece.length), piece.position)));
+          // All pieces at once (a sparse output has hundreds of small extents per chunk), and
+          // all of them over before an error goes up: the caller closes fd, and a write still
+          // queued would land in whatever file gets that number next.
+          const writes = await Promise.allSettled(piecesOf(places, first, count).map((piece) => writeFullyAsync(fd, chunk.subarray(piece.at, piece.at + piece.length), piece.position)));
+          const failed = writes.find((w): w is PromiseRejectedResult => w.status === 'rejected');
+          if (failed) throw failed.reason;
           buffers.give(chunk);
         });
         done.catch(() => undefined); // awaited below; this only marks it handled meanwhile
