@@ -23,6 +23,14 @@ it("rewrites only the spec's cgroups path, and only when it changes", () => {
     expect(JSON.parse(fs.readFileSync(file, 'utf8'))).toEqual({ ...spec, linux: { ...spec.linux, cgroupsPath: '/ns/copy-2' } });
     fs.writeFileSync(file, JSON.stringify({ ociVersion: '1.0.2' }));
     expect(giveReplicaItsCgroup(bundle, 'r')).toBeUndefined();
+    // A cgroup of that name with processes in it (another namespace's container): refused.
+    const root = path.join(bundle, 'cgroups');
+    fs.mkdirSync(path.join(root, 'memory', 'ns', 'taken'), { recursive: true });
+    fs.writeFileSync(path.join(root, 'memory', 'ns', 'taken', 'cgroup.procs'), '4242\n');
+    fs.writeFileSync(file, JSON.stringify(spec));
+    expect(() => giveReplicaItsCgroup(bundle, 'taken', root)).toThrow(/already holds another container's processes/);
+    fs.writeFileSync(path.join(root, 'memory', 'ns', 'taken', 'cgroup.procs'), '');
+    expect(giveReplicaItsCgroup(bundle, 'taken', root)).toBe('/ns/taken');
   } finally {
     fs.rmSync(bundle, { recursive: true, force: true });
   }

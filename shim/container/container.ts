@@ -63,13 +63,13 @@ export class Container {
     fs.mkdirSync(options.runcRoot, { recursive: true, mode: 0o711 });
     const runc = runcDriverFor(bundle, options);
     const paths = { stdin: request.stdin, stdout: request.stdout, stderr: request.stderr };
-    // Before runc sees the spec (a restore's spec is the checkpointed one: it keeps the hook).
-    const gc = prepareGcHook(bundle, namespace, request.id);
-    const mapRestore = prepareMapRestore(bundle, defaultStoreRoot(), namespace);
     if (request.checkpoint) {
       const cgroup = giveReplicaItsCgroup(bundle, request.id);
       if (cgroup !== undefined) log.info(`restore of ${request.id}: its own cgroup ${cgroup} (the checkpoint named another container's)`);
     }
+    // Before runc sees the spec (a restore's spec is the checkpointed one: it keeps the hook).
+    const gc = prepareGcHook(bundle, namespace, request.id);
+    const mapRestore = prepareMapRestore(bundle, defaultStoreRoot(), namespace);
     const ksm = request.checkpoint ? ksmSettingsOf(readBundleSpec(bundle)) : undefined;
     const restoreSource = request.checkpoint
       ? {
