@@ -19,8 +19,10 @@
  * requests. The warm N = 4 batch then serves 20 requests a second per replica for 60 s and is
  * measured again. The same Node.js app with all its data in V8's heap (plain arrays for its
  * Float64Arrays, whose elements are malloc'd outside the heap and not mapped) is restored at
- * N = 4, warm, one after the other; goals are not read on it. A JVM app (HotSpot heaps are not
- * mapped by pageshare yet) is restored at N = 4, warm.
+ * N = 4, warm, one after the other; goals are not read on it. A JVM app (with the GC hook off
+ * pageshare does not map HotSpot's heap) is restored at N = 4, warm; then again with pageshare's
+ * source container on io.pageshare.gc=jvm (the shim compacts the heap before the dump and learns
+ * its range, and the map-mode restore maps it), stock's JVM checkpoint restored once more.
  *
  * Batches interleave the runtimes (which goes first alternates). PAGESHARE_BENCH_QUICK=1:
  * N = 1 and 2 (the concurrent and V8-heap-only batches at N = 2), 10 s of requests, a 64 MB
@@ -111,8 +113,18 @@ const RUNTIMES: readonly RuntimeDef[] = [
   { key: 'stock', runtime: RUNC_RUNTIME, label: 'runc.v2 (stock)' },
   { key: 'pageshare', runtime: PAGESHARE_RUNTIME, label: 'pageshare (map)' },
 ];
+/**
+ * pageshare's GC hook on its source containers: off (both runtimes dump the same heap), or jvm
+ * (the shim runs a GC in the JVM before the dump and asks it where the Java heap is, which a
+ * map-mode restore needs to map that heap). Stock has no hook.
+ */
+type PageshareGc = 'off' | 'jvm';
+
 /** pageshare's source containers (and so their restores, whose spec comes from the checkpoint). */
-const PAGESHARE_ANNOTATIONS: readonly string[] = ['--annotation', `${RESTORE_ANNOTATION}=map`, '--annotation', `${GC_ANNOTATION}=off`];
+function pageshareAnnotations(gc: PageshareGc): readonly string[] {
+  return ['--annotation', `${RESTORE_ANNOTATION}=map`, '--annotation', `${GC_ANNOTATION}=${gc}`];
+}
+const PAGESHARE_ANNOTATIONS = pageshareAnnotations('off');
 
 function log(message: string): void {
   process.stderr.write(`[sharing] ${message}\n`);
@@ -309,6 +321,8 @@ type RestoreMode = 'sequential' | 'concurrent';
 
 interface BatchKind {
   app: AppKind;
+  /** The GC hook of pageshare's source container, whose checkpoint pageshare restores. */
+  pageshareGc: PageshareGc;
   n: number;
   cache: Cache;
   mode: RestoreMode;
@@ -351,6 +365,8 @@ interface SteadySample extends SteadyResult {
 interface BatchSample {
   runtime: RuntimeKey;
   app: AppKind;
+  /** The batch's pageshareGc (a stock batch restores stock's one checkpoint of the app either way). */
+  pageshareGc: PageshareGc;
   n: number;
   cache: Cache;
   mode: RestoreMode;
@@ -380,6 +396,8 @@ interface BatchSample {
 interface CheckpointSample {
   runtime: RuntimeKey;
   app: AppKind;
+  /** What the source container ran with (`ctr run` arguments). */
+  annotations: readonly string[];
   ref: string;
   ready: unknown;
   memoryAtCheckpoint: Memory | undefined;
@@ -439,13 +457,13 @@ class SharingLab {
     await this.runningPid(id);
   }
 
-  /** Runs the app, waits until it serves, checkpoints it and removes it. */
-  async checkpoint(def: RuntimeDef, app: AppKind): Promise<CheckpointSample> {
-    const id = this.id(`${app}-${def.key}-src`);
+  /** Runs the app (pageshare's with the GC hook `gc`), waits until it serves, checkpoints it and removes it. */
+  async checkpoint(def: RuntimeDef, app: AppKind, gc: PageshareGc): Promise<CheckpointSample> {
+    const annotations = def.key === 'pageshare' ? pageshareAnnotations(gc) : [];
+    const id = this.id(`${app}-${def.key}${def.key === 'pageshare' && gc !== 'off' ? `-gc${gc}` : ''}-src`);
     const ref = `docker.io/library/${id}:1`;
-    const sample: CheckpointSample = { runtime: def.key, app, ref, ready: undefined, memoryAtCheckpoint: undefined, checkpointMs: NaN };
+    const sample: CheckpointSample = { runtime: def.key, app, annotations, ref, ready: undefined, memoryAtCheckpoint: undefined, checkpointMs: NaN };
     try {
-      const annotations = def.key === 'pageshare' ? PAGESHARE_ANNOTATIONS : [];
       await this.containerd.ctrOk(['run', '-d', '--runtime', def.runtime, ...annotations, IMAGES[app], id], { namespace: NAMESPACE });
       const pid = await this.runningPid(id);
       sample.ready = await waitFor(`${id} serving (/tmp/ready and ${SOCKET})`, () => {
@@ -474,12 +492,14 @@ class SharingLab {
   /** Restores kind.n replicas of `ref` (one after the other, or all at once), measures them, and removes them. */
   async batch(def: RuntimeDef, ref: string, kind: BatchKind, attempt: number): Promise<BatchSample> {
     const mode = kind.mode === 'concurrent' ? '-concurrent' : '';
-    const ids = Array.from({ length: kind.n }, (_, i) => this.id(`${kind.app}-${def.key}-n${kind.n}-${kind.cache}${mode}-a${attempt}-${i}`));
+    const gc = kind.pageshareGc === 'off' ? '' : `-gc${kind.pageshareGc}`;
+    const ids = Array.from({ length: kind.n }, (_, i) => this.id(`${kind.app}${gc}-${def.key}-n${kind.n}-${kind.cache}${mode}-a${attempt}-${i}`));
     const previous = this.restoresOf.get(ref) ?? 0;
     this.restoresOf.set(ref, previous + 1);
     const sample: BatchSample = {
       runtime: def.key,
       app: kind.app,
+      pageshareGc: kind.pageshareGc,
       n: kind.n,
       cache: kind.cache,
       mode: kind.mode,
@@ -731,8 +751,8 @@ const GOALS: readonly GoalDef[] = [
   { key: 'minfltRestore', text: 'minflt during restore >= 10x fewer (stock/pageshare)', value: (s, p) => ratio(s, p), met: (v) => v >= 10 },
 ];
 
-const FOCUS_KIND: BatchKind = { app: 'node', n: PLAN.focusN, cache: 'warm', mode: 'sequential', steadyMs: PLAN.steadyMs };
-const CONCURRENT_KIND: BatchKind = { app: 'node', n: PLAN.focusN, cache: 'warm', mode: 'concurrent', steadyMs: undefined };
+const FOCUS_KIND: BatchKind = { app: 'node', pageshareGc: 'off', n: PLAN.focusN, cache: 'warm', mode: 'sequential', steadyMs: PLAN.steadyMs };
+const CONCURRENT_KIND: BatchKind = { app: 'node', pageshareGc: 'off', n: PLAN.focusN, cache: 'warm', mode: 'concurrent', steadyMs: undefined };
 
 /** Where goals are read: all of them on the focus batch, the restore time once more on the concurrent one. */
 const GOAL_SITES: ReadonlyArray<{ kind: BatchKind; goals: readonly GoalDef[]; label: string }> = [
@@ -759,14 +779,16 @@ interface Row {
 
 type Batches = Map<string, Partial<Record<RuntimeKey, BatchSample>>>;
 
-function batchKey(kind: Pick<BatchKind, 'app' | 'n' | 'cache' | 'mode'>): string {
-  return `${kind.app}/n${kind.n}/${kind.cache}${kind.mode === 'concurrent' ? '/concurrent' : ''}`;
+function batchKey(kind: Pick<BatchKind, 'app' | 'pageshareGc' | 'n' | 'cache' | 'mode'>): string {
+  const gc = kind.pageshareGc === 'off' ? '' : `/gc-${kind.pageshareGc}`;
+  return `${kind.app}/n${kind.n}/${kind.cache}${kind.mode === 'concurrent' ? '/concurrent' : ''}${gc}`;
 }
 
 function sectionTitle(kind: BatchKind): string {
   const mode = kind.mode === 'concurrent' ? ', restored at once (concurrently)' : '';
   const cache = kind.cache === 'warm' ? 'page cache warm' : 'page cache dropped before each restore';
-  return `${APP_TITLES[kind.app]}, N=${kind.n}${mode}, ${cache}`;
+  const gc = kind.pageshareGc === 'off' ? '' : ', GC hook on for pageshare';
+  return `${APP_TITLES[kind.app]}, N=${kind.n}${mode}, ${cache}${gc}`;
 }
 
 /** What a failed batch's cells show. */
@@ -833,9 +855,18 @@ const FOOTNOTES: readonly string[] = [
   `  records, texts and Float64Array elements); "V8 heap only": the same app and data with plain arrays of numbers for the`,
   '  Float64Arrays and the hot buffer (typed arrays keep their elements in malloc\'d memory outside V8\'s heap, which pageshare',
   `  does not map), so every byte of its data is in the V8 heap; ${PLAN.jvm ? `the JVM (host JDK 17, G1, ${JVM_OPTIONS.join(' ')}) with ~${JVM_HEAP_MB} MB of records and the same kind of server` : 'no JVM (quick mode)'}.`,
-  '  pageshare maps only V8-heap-like VMAs (private, anonymous, MAP_NORESERVE): HotSpot commits its heap without MAP_NORESERVE.',
+  '  With the GC hook off pageshare maps only V8-heap-like VMAs (private, anonymous, MAP_NORESERVE): HotSpot commits its heap',
+  '  without MAP_NORESERVE, so nothing of the JVM is mapped.',
   `pageshare: source containers run with ${PAGESHARE_ANNOTATIONS.filter((a) => a !== '--annotation').join(', ')} (the restores`,
   '  inherit them from the checkpointed spec); runc.v2: no annotation. One checkpoint per runtime and app, then the batches.',
+  ...(PLAN.jvm
+    ? [
+        `"GC hook on for pageshare": pageshare's JVM source container runs with ${GC_ANNOTATION}=jvm instead (its own checkpoint;`,
+        "  stock's JVM checkpoint is restored again, stock has no hook). Before the dump the shim attaches to the JVM, runs a GC",
+        '  and asks GC.heap_info for the heap range: pageshare dumps a GC-compacted heap, so not the same heap as stock\'s, and',
+        '  the hook is what tells pageshare where the Java heap is, so that the map-mode restore maps it. No goals on it.',
+      ]
+    : []),
   'Each batch but the concurrent one: N replicas restored one after the other with `ctr containers restore --live --rw`,',
   '  timed spawn to exit; wall runs from the first spawn to the last exit and includes, between restores, `ctr task ls` for',
   '  the pid and the /proc reads (and not the cache drops). Faults "during restore": /proc/PID/stat of the restored process',
@@ -885,10 +916,11 @@ function restoreTimes(b: BatchSample): string {
 }
 
 function batchKinds(): BatchKind[] {
-  const node: BatchKind[] = PLAN.batchSizes.map((n) => (n === PLAN.focusN ? FOCUS_KIND : { app: 'node', n, cache: 'warm', mode: 'sequential', steadyMs: undefined }));
+  const node: BatchKind[] = PLAN.batchSizes.map((n) => (n === PLAN.focusN ? FOCUS_KIND : { ...FOCUS_KIND, n, steadyMs: undefined }));
   node.push({ ...FOCUS_KIND, cache: 'cold', steadyMs: undefined }, CONCURRENT_KIND);
   const heapOnly: BatchKind = { ...FOCUS_KIND, app: 'node-heap', steadyMs: undefined };
-  return PLAN.jvm ? [...node, heapOnly, { ...FOCUS_KIND, app: 'jvm', steadyMs: undefined }] : [...node, heapOnly];
+  const jvm: BatchKind = { ...FOCUS_KIND, app: 'jvm', steadyMs: undefined };
+  return PLAN.jvm ? [...node, heapOnly, jvm, { ...jvm, pageshareGc: 'jvm' }] : [...node, heapOnly];
 }
 
 /** What the page-cache dir holds at the end: each file's size and allocated bytes. */
@@ -930,16 +962,25 @@ async function runBenchmark(): Promise<BenchReport> {
     const batches: Batches = new Map();
     const failedAttempts: BatchSample[] = [];
     const notes: string[] = [];
-    for (const app of apps) {
+    // Stock has no GC hook: its one checkpoint of an app serves the batches of every pageshareGc.
+    const checkpointKey = (def: RuntimeDef, app: AppKind, gc: PageshareGc): string => (def.key === 'pageshare' ? `${def.key}/${app}/${gc}` : `${def.key}/${app}`);
+    const checkpointed = new Map<string, CheckpointSample>();
+    const groups = [...new Map(kinds.map((k) => [`${k.app}/${k.pageshareGc}`, { app: k.app, gc: k.pageshareGc }])).values()];
+    for (const { app, gc } of groups) {
       const refs: Partial<Record<RuntimeKey, string>> = {};
       for (const def of RUNTIMES) {
-        const ck = await lab.checkpoint(def, app);
-        checkpoints.push(ck);
+        const key = checkpointKey(def, app, gc);
+        let ck = checkpointed.get(key);
+        if (ck === undefined) {
+          ck = await lab.checkpoint(def, app, gc);
+          checkpointed.set(key, ck);
+          checkpoints.push(ck);
+          if (ck.error !== undefined) notes.push(`${key}: no checkpoint (${ck.error}); its batches were skipped`);
+          log(`${key}: checkpoint ${ck.error ?? `${fmt(ck.checkpointMs, 0)} ms, app PSS ${fmt(mib(ck.memoryAtCheckpoint?.pss ?? NaN), 1)} MiB`}`);
+        }
         if (ck.error === undefined) refs[def.key] = ck.ref;
-        else notes.push(`${app} on ${def.key}: no checkpoint (${ck.error}); its batches were skipped`);
-        log(`${app} on ${def.key}: checkpoint ${ck.error ?? `${fmt(ck.checkpointMs, 0)} ms, app PSS ${fmt(mib(ck.memoryAtCheckpoint?.pss ?? NaN), 1)} MiB`}`);
       }
-      for (const [i, kind] of kinds.filter((k) => k.app === app).entries()) {
+      for (const [i, kind] of kinds.filter((k) => k.app === app && k.pageshareGc === gc).entries()) {
         const order = i % 2 === 0 ? RUNTIMES : [...RUNTIMES].reverse();
         const pair: Partial<Record<RuntimeKey, BatchSample>> = {};
         for (const def of order) {
@@ -975,7 +1016,7 @@ async function runBenchmark(): Promise<BenchReport> {
       const retried = Object.values(pair).flatMap((b) => b.replicas.filter((r) => r.lostFifos.length > 0).map((r) => r.id));
       if (retried.length > 0) notes.push(`${key}: restore made again after ctr's fifo dir vanished (removed by another harness containerd's stop): ${retried.join(', ')}`);
       const ps = pair.pageshare;
-      if (ps && ps.error === undefined && ps.app !== 'jvm' && ps.replicas.some((r) => r.mappedVmas === 0)) notes.push(`${key}: a pageshare replica maps nothing from the page-cache file`);
+      if (ps && ps.error === undefined && (ps.app !== 'jvm' || ps.pageshareGc === 'jvm') && ps.replicas.some((r) => r.mappedVmas === 0)) notes.push(`${key}: a pageshare replica maps nothing from the page-cache file`);
     }
 
     const { rows, goals } = buildRows(kinds, batches);
