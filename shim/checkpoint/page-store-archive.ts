@@ -105,7 +105,7 @@ export class PageStoreArchive implements CheckpointArchive {
         // A replica restored in map mode depends on its page-cache file(s): recorded before
         // the checkpoint exists, so gc never sees the checkpoint without its markers.
         const namedFiles = await pageCacheFilesNamed(imageDir);
-        if (namedFiles.length > 0) recordPageCacheRefs(pageCacheDir(this.root(), context.namespace), namedFiles, session.checkpointId);
+        if (namedFiles.length > 0) await recordPageCacheRefs(pageCacheDir(this.root(), context.namespace), namedFiles, session.checkpointId);
         // The pages are durable in the store (and its pending record); only now may a manifest name them.
         fs.mkdirSync(checkpointDir, { recursive: true });
         for (const name of fs.readdirSync(imageDir)) {

@@ -7,6 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FailedPreconditionError } from '../errors/shim-error';
+import { CGROUP_ROOT } from '../stats/cgroup-v1';
 import { readBundleSpec, writeBundleSpec } from '../spec/oci-spec';
 
 /**
@@ -36,7 +37,7 @@ function cgroupHoldsProcesses(cgroupsPath: string, cgroupRoot: string): boolean 
 }
 
 /** Rewrites the bundle's spec so the restored container gets its own cgroup; returns the new path if it changed. */
-export function giveReplicaItsCgroup(bundle: string, containerId: string, cgroupRoot = '/sys/fs/cgroup'): string | undefined {
+export function giveReplicaItsCgroup(bundle: string, containerId: string, cgroupRoot = CGROUP_ROOT): string | undefined {
   const spec = readBundleSpec(bundle);
   const current = spec.linux?.cgroupsPath;
   if (current === undefined) return undefined;

@@ -10,6 +10,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { log, errorMessage } from '../log/logger';
+import { processExited } from '../proc/proc-info';
 import { FileLock } from '../store/file-lock';
 
 export const KSM_SYSFS = '/sys/kernel/mm/ksm';
@@ -25,15 +26,6 @@ export interface KsmBurstOptions {
   readonly sysDir?: string;
   /** Where leases and the saved settings live. */
   readonly stateDir?: string;
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 export class KsmBurst {
@@ -107,7 +99,7 @@ export class KsmBurst {
         .filter((n) => {
           const pid = Number(n.slice('lease-'.length));
           const until = Number(fs.readFileSync(path.join(this.stateDir, n), 'utf8'));
-          if (pidAlive(pid) && until > now) return true;
+          if (!processExited(pid) && until > now) return true;
           fs.rmSync(path.join(this.stateDir, n), { force: true }); // a dead or past lease
           return false;
         });

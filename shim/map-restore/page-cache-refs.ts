@@ -29,18 +29,15 @@ export async function pageCacheFilesNamed(imageDir: string): Promise<string[]> {
   return [...names].sort();
 }
 
-export function refsDirOf(domainDir: string, fileName: string): string {
-  return refsDirPathOf(path.join(domainDir, fileName));
-}
-
 /**
  * Durable markers: checkpointId depends on each of `fileNames`, and each of those files is
  * made durable itself (see makePageCacheFileDurable).
  */
-export function recordPageCacheRefs(domainDir: string, fileNames: readonly string[], checkpointId: string): void {
+export async function recordPageCacheRefs(domainDir: string, fileNames: readonly string[], checkpointId: string): Promise<void> {
   for (const name of fileNames) {
-    makePageCacheFileDurable(path.join(domainDir, name));
-    const dir = refsDirOf(domainDir, name);
+    const file = path.join(domainDir, name);
+    await makePageCacheFileDurable(file);
+    const dir = refsDirPathOf(file);
     fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
     fs.closeSync(fs.openSync(path.join(dir, checkpointId), 'w', 0o444));
     syncDirectorySync(dir);

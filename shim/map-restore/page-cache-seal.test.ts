@@ -27,10 +27,10 @@ it('trusts a sealed file in its boot and layout, and after a reboot only once it
   expect(pageCacheSealProblem(file, 'layout-b')).toMatchObject({ kind: 'unsealed' });
   editSeal(file, { bootId: 'an-earlier-boot' });
   expect(pageCacheSealProblem(file)).toEqual({ kind: 'unsealed', detail: 'it was written before the last reboot and never made durable' });
-  expect(() => makePageCacheFileDurable(file)).toThrow(/cannot be made durable/);
+  await expect(makePageCacheFileDurable(file)).rejects.toThrow(/cannot be made durable/);
 
   await writeSealedPageCacheFile(file, plan, async () => undefined);
-  makePageCacheFileDurable(file);
+  await makePageCacheFileDurable(file);
   expect(JSON.parse(fs.readFileSync(`${file}.seal`, 'utf8'))).toMatchObject({ durable: true });
   editSeal(file, { bootId: 'an-earlier-boot', dev: '12345' });
   expect(pageCacheSealProblem(file, 'layout-a')).toBeUndefined();

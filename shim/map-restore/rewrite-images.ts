@@ -11,7 +11,7 @@ import { decodeEntry, encodeEntry, u64ToBigInt, type WireLong } from '../criu/cr
 import { readImageFile, writeImageFile } from '../criu/image-file';
 import { ImageKinds } from '../criu/image-kind';
 import { writePagemapFile } from '../criu/pagemap';
-import { readFully, syncDirectorySync, writeFully } from '../store/durable-fs';
+import { readFully, replaceFileDurably, syncDirectory, syncFd, writeFully } from '../store/durable-fs';
 import { sealPathOf } from '../store/page-cache-dir';
 import { readHeapRanges } from './heap-ranges';
 import { planTaskMapping, type ByteCopy, type MapPlan } from './map-plan';
@@ -124,16 +124,15 @@ export async function applyImagesMapping(imageDir: string, plan: ImagesMapPlan, 
   const fileId = await addFileEntry(imageDir, cache, plan.fileBytes);
   for (const task of plan.tasks) {
     await writePagemapFile(task.pagemapPath, { pagesId: task.pagesId, pageCountField: task.pageCountField, entries: task.plan.keptEntries });
-    const mm = task.mm;
     for (const region of task.plan.regions) {
-      const vma = mm.vmas[region.vmaIndex];
+      const vma = task.mm.vmas[region.vmaIndex];
       vma.status = (vma.status & ~VMA_ANON_PRIVATE) | VMA_FILE_PRIVATE;
       vma.flags &= ~MAP_ANONYMOUS; // left in, CRIU would map zeroes
       vma.shmid = fileId;
       vma.pgoff = task.fileBase + region.fileOffset;
       vma.fdflags = O_RDONLY;
     }
-    await writeImageFile(task.mmPath, ImageKinds.MM, [encodeEntry('mm_entry', mm)]);
+    await writeImageFile(task.mmPath, ImageKinds.MM, [encodeEntry('mm_entry', task.mm)]);
     summary.mappings += task.plan.regions.length;
     summary.mappedPages += task.plan.mappedPages;
     summary.keptPages += task.plan.keptPages;
@@ -151,12 +150,13 @@ export async function applyImagesMapping(imageDir: string, plan: ImagesMapPlan, 
 // longer matches was changed after sealing: that is an error, never silently mapped or
 // replaced.
 //
-// The file is not fsynced: it is a cache of pages the store holds durably, and within one
-// boot every reader (CRIU's mappings included) sees the page cache, so a killed shim leaves
-// nothing half-visible behind a seal. Only a kernel crash or power loss could leave its
-// blocks incomplete on disk, and after that the boot id differs: the seal no longer counts
-// and the next restore writes the file again. That saves an fsync of the whole file (about
-// 200 MiB, 0.4 s here) on the first restore of every checkpoint.
+// The file is not fsynced when written: it is a cache of pages the store holds durably, and
+// within one boot every reader (CRIU's mappings included) sees the page cache, so a killed
+// shim leaves nothing half-visible behind a seal. Only a kernel crash or power loss could
+// leave its blocks incomplete on disk, and after that the boot id differs: the seal no longer
+// counts and the next restore writes the file again. That saves an fsync of the whole file
+// (about 200 MiB, 0.4 s here) on the first restore of every checkpoint. Once a later
+// checkpoint depends on the file it is made durable (makePageCacheFileDurable).
 
 export class PageCacheAlteredError extends Error {
   constructor(
@@ -252,29 +252,19 @@ export function isSealedPageCacheFile(hostPath: string, plan: ImagesMapPlan): bo
  * durable (written aside, fsynced, renamed). For files a later checkpoint depends on: their
  * own checkpoint may be gone by then, and nothing could write them again.
  */
-export function makePageCacheFileDurable(hostPath: string): void {
+export async function makePageCacheFileDurable(hostPath: string): Promise<void> {
   const problem = pageCacheSealProblem(hostPath);
   if (problem !== undefined) throw new Error(`page-cache file ${hostPath} cannot be made durable: ${problem.detail}`);
   const seal = readSeal(hostPath) as PageCacheSeal;
   if (seal.durable === true) return;
   const fd = fs.openSync(hostPath, 'r');
   try {
-    fs.fsyncSync(fd);
+    await syncFd(fd);
   } finally {
     fs.closeSync(fd);
   }
-  const dir = path.dirname(hostPath);
-  syncDirectorySync(dir);
-  const tmp = `${sealPathOf(hostPath)}.${process.pid}-${crypto.randomBytes(4).toString('hex')}.tmp`;
-  const sealFd = fs.openSync(tmp, 'w', 0o444);
-  try {
-    writeFully(sealFd, Buffer.from(JSON.stringify({ ...seal, durable: true })), 0);
-    fs.fsyncSync(sealFd);
-  } finally {
-    fs.closeSync(sealFd);
-  }
-  fs.renameSync(tmp, sealPathOf(hostPath));
-  syncDirectorySync(dir);
+  await syncDirectory(path.dirname(hostPath));
+  await replaceFileDurably(sealPathOf(hostPath), Buffer.from(JSON.stringify({ ...seal, durable: true })), 0o444);
 }
 
 /**

@@ -3,7 +3,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-const CGROUP_ROOT = '/sys/fs/cgroup';
+export const CGROUP_ROOT = '/sys/fs/cgroup';
 
 /** controller -> path inside that controller's hierarchy, read from /proc/PID/cgroup. */
 export function cgroupPathsOf(pid: number): Map<string, string> {

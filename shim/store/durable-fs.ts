@@ -63,7 +63,8 @@ export function readFully(fd: number, buf: Buffer, length: number, position: num
 /** Replace file with data so that a crash leaves either the old or the new content. */
 export async function replaceFileDurably(file: string, data: Buffer, mode = 0o644): Promise<void> {
   const dir = path.dirname(file);
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
+  // <name>.<pid>-<tag>.tmp: the form the page-cache gc reads a writer's pid from.
+  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}-${Date.now().toString(36)}.tmp`);
   const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, mode);
   try {
     writeFully(fd, data, 0);
