@@ -151,6 +151,58 @@ it('restores replicas (at once, each in its own cgroup) that map their V8 heap f
   for (const id of ['map-r1', 'map-r2', 'map-r3', 'map-r4']) await containerd.removeContainer(id);
 });
 
+it('a corrupt page of the page-cache file aborts the restore before its processes run again; nothing is sealed', async () => {
+  // The page-cache file is written while CRIU restores; a page that fails verification must
+  // stop CRIU before the tasks resume. This app's V8 heap holds random base64 text (pages of
+  // it are unique to it, and mapped on restore) and it beats into a host dir while it runs.
+  const beatsDir = path.join(workDir, 'beats');
+  fs.mkdirSync(beatsDir);
+  // (Text made in JS: Buffer.toString would leave copies of it in malloc'd memory, copied on restore.)
+  const code = `const fs = require('fs'); const A = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+let seed = (Date.now() | 1) >>> 0; const rnd = () => { seed ^= seed << 13; seed >>>= 0; seed ^= seed >>> 17; seed ^= seed << 5; return (seed >>>= 0); };
+globalThis.junk = []; for (let i = 0; i < 200; i++) globalThis.junk.push(Array.from({ length: 48 * 1024 }, () => A[rnd() & 63]).join(''));
+fs.writeFileSync('/tmp/ready', 'ready');
+setInterval(() => fs.appendFileSync('/out/beats', 'x'), 10);`;
+  const packsDir = path.join(storeRoot, 'packs');
+  const sizesBefore = new Map(fs.existsSync(packsDir) ? fs.readdirSync(packsDir).map((f) => [f, fs.statSync(path.join(packsDir, f)).size]) : []);
+  await containerd.ctrOk(['run', '-d', ...RT, ...MAP, '--mount', `type=bind,src=${beatsDir},dst=/out,options=rbind:rw`, IMAGE, 'map-bad', '/usr/bin/node', '-e', code]);
+  await waitFor(async () => (await readInContainer('map-bad', '/tmp/ready')) === 'ready', { timeoutMs: 60_000, intervalMs: 250 });
+  await containerd.ctrOk(['containers', 'checkpoint', '--task', '--image', '--rw', 'map-bad', 'docker.io/library/map-bad:1']);
+  await containerd.removeContainer('map-bad');
+
+  // One page of that text among what this checkpoint added to the packs: flip a byte in it.
+  let victim: { file: string; at: number } | undefined;
+  const page = Buffer.alloc(4096);
+  for (const f of fs.readdirSync(packsDir).sort()) {
+    const file = path.join(packsDir, f);
+    const fd = fs.openSync(file, 'r');
+    for (let at = sizesBefore.get(f) ?? 0; at + 4096 <= fs.statSync(file).size && victim === undefined; at += 4096) {
+      fs.readSync(fd, page, 0, 4096, at);
+      if (/^[A-Za-z0-9+/]{4096}$/.test(page.toString('latin1'))) victim = { file, at };
+    }
+    fs.closeSync(fd);
+    if (victim) break;
+  }
+  expect(victim).toBeDefined();
+  const fd = fs.openSync(victim!.file, 'r+');
+  fs.writeSync(fd, Buffer.from([page[100]! ^ 0x01]), 0, 1, victim!.at + 100);
+  fs.closeSync(fd);
+
+  const cacheDir = path.join(storeRoot, 'page-cache', 'default');
+  const sealsBefore = fs.readdirSync(cacheDir).filter((f) => f.endsWith('.seal'));
+  const beatsBefore = fs.statSync(path.join(beatsDir, 'beats')).size;
+  const failed = await containerd.ctr(['containers', 'restore', '--live', '--rw', 'map-bad-r', 'docker.io/library/map-bad:1']);
+  expect(failed.code).not.toBe(0);
+  expect(failed.stderr).toMatch(/failed before its processes resumed: .*page [0-9a-f]{64}.* is corrupt/);
+  expect(await containerd.taskStatus('map-bad-r')).not.toBe('RUNNING');
+  // The restored app never beat: CRIU killed it before it resumed.
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  expect(fs.statSync(path.join(beatsDir, 'beats')).size).toBe(beatsBefore);
+  // Nothing was sealed for the bad file (and no unsealed file of it is left to map).
+  expect(fs.readdirSync(cacheDir).filter((f) => f.endsWith('.seal'))).toEqual(sealsBefore);
+  await containerd.removeContainer('map-bad-r').catch(() => undefined);
+});
+
 it("keeps sharing domains apart: a container of another namespace sees its own page-cache dir, never this one's", async () => {
   const defaultDir = path.join(storeRoot, 'page-cache', 'default');
   const ours = fs.readdirSync(defaultDir).filter((f) => f.endsWith('.pages'));

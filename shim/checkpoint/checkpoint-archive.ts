@@ -16,5 +16,16 @@ export interface CheckpointArchive {
   store(imageDir: string, checkpointDir: string, context: ArchiveContext): Promise<void>;
   /** Before a restore: an image directory CRIU can read, made from `checkpointDir`
    * (may be `checkpointDir` itself). `scratchDir` is private and removed afterwards. */
-  load(checkpointDir: string, scratchDir: string, context: ArchiveContext): Promise<string>;
+  load(checkpointDir: string, scratchDir: string, context: ArchiveContext): Promise<LoadedImages>;
+}
+
+export interface LoadedImages {
+  /** What CRIU reads: complete once load() resolves. */
+  readonly imagePath: string;
+  /**
+   * Work CRIU does not read but the restored tasks do (the page-cache file they map): settles
+   * once it is complete and verified. The tasks must not resume before it resolves, and must
+   * not resume at all if it rejects (with the error the restore fails with).
+   */
+  readonly beforeResume?: Promise<void>;
 }

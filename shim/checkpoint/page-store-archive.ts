@@ -12,7 +12,7 @@ import { presentPageCount } from '../criu/pagemap';
 import { log } from '../log/logger';
 import { collectWhenQuiet } from '../memory/idle-collection';
 import { PAGE_CACHE_MOUNT, pageCacheDir } from '../map-restore/map-spec';
-import { applyImagesMapping, isSealedPageCacheFile, planImagesMapping, writeSealedPageCacheFile, type ImagesMapPlan, type MapRewrite } from '../map-restore/rewrite-images';
+import { applyImagesMapping, isSealedPageCacheFile, planImagesMapping, startPageCacheFile, type ImagesMapPlan, type MapRewrite } from '../map-restore/rewrite-images';
 import type { ByteCopy } from '../map-restore/map-plan';
 import { dumpedMountpoints } from '../map-restore/dumped-mounts';
 import { checkPageCacheFilesPresent, pageCacheFilesNamed, recordPageCacheRefs } from '../map-restore/page-cache-refs';
@@ -23,7 +23,8 @@ import type { IngestSession } from '../store/ingest-session';
 import { FileRead, PageHashPool, SharedChunks } from '../store/page-hash-pool';
 import { PageRange, PageRun, PageRunsBuilder } from '../store/page-runs';
 import { PageStore } from '../store/page-store';
-import type { ArchiveContext, CheckpointArchive } from './checkpoint-archive';
+import type { ArchiveContext, CheckpointArchive, LoadedImages } from './checkpoint-archive';
+import { FileLock } from '../store/file-lock';
 
 /** Pages read and hashed per step: 8 MiB. */
 const CHUNK_PAGES = 2048;
@@ -66,6 +67,21 @@ async function ingestPagesFile(session: IngestSession, pagemap: PagemapFile, poo
     await handle.close();
   }
   return runs.build();
+}
+
+/** In each domain dir: held by the process writing a page-cache file there. */
+const PAGE_CACHE_WRITER_LOCK = '.writer.lock';
+/** A writer takes well under a second per 200 MiB here; a minute means something is stuck. */
+const PAGE_CACHE_LOCK_TIMEOUT_MS = 60_000;
+
+/** A page-cache file as a restore sees it. */
+interface PageCacheFileJob {
+  /** Whether this restore's call wrote it (rather than finding it sealed or being written). */
+  readonly wrote: boolean;
+  /** Settles once the file is under its name (CRIU may open it). */
+  readonly placed: Promise<void>;
+  /** Settles once the file is complete, verified and sealed. */
+  readonly complete: Promise<void>;
 }
 
 /** The dumped pages' byte ranges of a plan as page ranges of the pages file. */
@@ -135,10 +151,10 @@ export class PageStoreArchive implements CheckpointArchive {
     }
   }
 
-  load(checkpointDir: string, scratchDir: string, context: ArchiveContext): Promise<string> {
+  load(checkpointDir: string, scratchDir: string, context: ArchiveContext): Promise<LoadedImages> {
     const manifestPath = path.join(checkpointDir, PAGE_MANIFEST_FILE);
     // A checkpoint with its pages inline (e.g. made by the runc shim) restores as it is.
-    if (!fs.existsSync(manifestPath)) return Promise.resolve(checkpointDir);
+    if (!fs.existsSync(manifestPath)) return Promise.resolve({ imagePath: checkpointDir });
     // Before the first await: what containerd extracted is read while the call that started
     // this (Create) is still running, whatever containerd does with the dir afterwards.
     const manifest = readManifestFileSync(manifestPath);
@@ -155,24 +171,26 @@ export class PageStoreArchive implements CheckpointArchive {
       // Before CRIU, which would only say it cannot open a file.
       if (namedFiles.length > 0) checkPageCacheFilesPresent(pageCacheDir(this.root(), context.namespace), namedFiles, manifest.checkpointId);
       const domainDir = context.pageCacheDir;
-      return domainDir === undefined ? this.rebuildPages(manifest, imageDir) : this.rebuildForMapping(manifest, imageDir, domainDir, context.containerId);
+      if (domainDir === undefined) return { imagePath: await this.rebuildPages(manifest, imageDir) };
+      return this.rebuildForMapping(manifest, imageDir, domainDir, context.containerId);
     })();
   }
 
   /**
-   * Map mode: the images are planned first (mm and pagemap images suffice), the checkpoint's
-   * page-cache file is written from the store unless a sealed one is there already, only
-   * the pages that stay private are rebuilt into the pages files, and the images are
-   * rewritten to map the file. A replica restored after the first reads no mapped page.
+   * Map mode: the images are planned first (mm and pagemap images suffice), only the pages
+   * that stay private are rebuilt into the pages files, and the images are rewritten to map
+   * the checkpoint's page-cache file. That file is written from the store unless a sealed
+   * one is there already; its writing goes on after this resolves (beforeResume), while CRIU
+   * restores. A replica restored after the first reads no mapped page.
    */
-  private async rebuildForMapping(manifest: PageManifest, imageDir: string, pageCacheDir: string, containerId: string): Promise<string> {
+  private async rebuildForMapping(manifest: PageManifest, imageDir: string, pageCacheDir: string, containerId: string): Promise<LoadedImages> {
     const started = Date.now();
     if (!(await dumpedMountpoints(imageDir)).includes(PAGE_CACHE_MOUNT)) {
       log.info(`checkpoint ${manifest.checkpointId} for ${containerId}: dumped without ${PAGE_CACHE_MOUNT}, restored by copying`);
-      return this.rebuildPages(manifest, imageDir);
+      return { imagePath: await this.rebuildPages(manifest, imageDir) };
     }
     const plan = await planImagesMapping(imageDir);
-    if (plan.tasks.length === 0) return this.rebuildPages(manifest, imageDir);
+    if (plan.tasks.length === 0) return { imagePath: await this.rebuildPages(manifest, imageDir) };
     const laps: string[] = [];
     let lapStart = started;
     const lap = (what: string): void => {
@@ -185,65 +203,99 @@ export class PageStoreArchive implements CheckpointArchive {
     const name = pageCacheFileName(manifest.checkpointId);
     const cache = { hostPath: path.join(pageCacheDir, name), pathInRestore: `${PAGE_CACHE_MOUNT}/${name}` };
     const store = PageStore.open(this.root());
-    let wrote = false;
+    let file: PageCacheFileJob | undefined;
     let result: MapRewrite;
     try {
       await store.awaitIndexed(manifest.checkpointId);
       lap('store');
-      // Three independent outputs at once, so the hash workers and the disk stay busy: the
-      // page-cache file (unless sealed already), the pages that stay private, and the images.
-      // CRIU reads none of them before all three are done.
+      // All at once, so the hash workers and the disk stay busy: the page-cache file (unless
+      // sealed already), the pages that stay private, and the images. CRIU needs the last two
+      // and the file under its name; the file's pages only once the tasks resume.
       const planned = new Map(plan.tasks.map((task) => [path.basename(task.pagesPath), task]));
-      const jobs: [Promise<boolean>, Promise<unknown>, Promise<MapRewrite>] = [
-        this.ensurePageCacheFile(store, manifest, plan, cache.hostPath),
+      const fileJob = this.ensurePageCacheFile(store, manifest, plan, cache.hostPath);
+      const jobs: [Promise<PageCacheFileJob>, Promise<unknown>, Promise<MapRewrite>] = [
+        fileJob,
         Promise.all(
-          manifest.files.map((file) => {
-            const task = planned.get(file.name);
+          manifest.files.map((f) => {
+            const task = planned.get(f.name);
             const selection = task ? { ranges: pageRangesOf(task.plan.toPages) } : undefined;
-            return store.writeManifestPages(manifest, file.name, path.join(imageDir, file.name), this.hashPool, selection);
+            return store.writeManifestPages(manifest, f.name, path.join(imageDir, f.name), this.hashPool, selection);
           }),
         ),
         applyImagesMapping(imageDir, plan, cache),
       ];
       const settled = await Promise.allSettled(jobs);
+      if (settled[0].status === 'fulfilled') file = settled[0].value;
       const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-      if (failed) throw failed.reason;
-      wrote = (settled[0] as PromiseFulfilledResult<boolean>).value;
+      if (failed) {
+        // Whatever is still writing the file stops being our business only once it settles.
+        await file?.complete.catch(() => undefined);
+        throw failed.reason;
+      }
       result = (settled[2] as PromiseFulfilledResult<MapRewrite>).value;
-      lap('pages, file and images');
-    } finally {
+      lap('pages and images');
+    } catch (err) {
       store.close();
+      throw err;
     }
-    log.info(
-      `checkpoint ${manifest.checkpointId} for ${containerId}: map mode, ${result.mappings} mappings of ${name} (${result.mappedPages} pages, file ${wrote ? 'written' : 'reused'}), ${result.keptPages} pages rebuilt, in ${Date.now() - started} ms (${laps.join(', ')} ms)`,
+    const fileJob = file as PageCacheFileJob;
+    const summary = (fileState: string): string =>
+      `checkpoint ${manifest.checkpointId} for ${containerId}: map mode, ${result.mappings} mappings of ${name} (${result.mappedPages} pages, file ${fileState}), ${result.keptPages} pages rebuilt`;
+    const beforeResume = fileJob.complete.finally(() => store.close());
+    beforeResume.then(
+      () => log.info(`${summary(fileJob.wrote ? 'written' : 'reused')}, in ${Date.now() - started} ms (${laps.join(', ')}, file ready ${Date.now() - lapStart} ms later)`),
+      () => undefined, // the restore fails with it
     );
-    return imageDir;
+    return { imagePath: imageDir, beforeResume };
   }
 
   /** Page-cache files being written by this process: replicas restored at once wait for one writer. */
-  private readonly writing = new Map<string, Promise<void>>();
+  private readonly writing = new Map<string, PageCacheFileJob>();
 
-  /** Makes sure hostPath is the sealed page-cache file of the plan; true if this call wrote it. */
-  private async ensurePageCacheFile(store: PageStore, manifest: PageManifest, plan: ImagesMapPlan, hostPath: string): Promise<boolean> {
+  /**
+   * Makes sure hostPath is (or is becoming) the sealed page-cache file of the plan: resolves
+   * once the file is under its name; its `complete` settles once it is sealed. One writer per
+   * domain at a time across processes (a lock in the domain dir), one per file in this one.
+   */
+  private ensurePageCacheFile(store: PageStore, manifest: PageManifest, plan: ImagesMapPlan, hostPath: string): Promise<PageCacheFileJob> {
     const pending = this.writing.get(hostPath);
-    if (pending !== undefined) {
-      await pending;
-      return false;
-    }
-    if (isSealedPageCacheFile(hostPath, plan)) return false;
-    const job = writeSealedPageCacheFile(hostPath, plan, (fd, task) =>
-      store.writeManifestPages(manifest, path.basename(task.pagesPath), fd, this.hashPool, {
-        ranges: pageRangesOf(task.plan.toFile),
-        segments: task.plan.toFile.map((c) => ({ pages: c.length / PAGE_SIZE, position: task.fileBase + c.to })),
-      }),
-    );
+    if (pending !== undefined) return pending.placed.then(() => ({ wrote: false, placed: pending.placed, complete: pending.complete }));
+    if (isSealedPageCacheFile(hostPath, plan)) return Promise.resolve({ wrote: false, placed: Promise.resolve(), complete: Promise.resolve() });
+    let placedResolve!: () => void;
+    let placedReject!: (err: unknown) => void;
+    const placed = new Promise<void>((resolve, reject) => {
+      placedResolve = resolve;
+      placedReject = reject;
+    });
+    const complete = (async () => {
+      const lock = await FileLock.acquire(path.join(path.dirname(hostPath), PAGE_CACHE_WRITER_LOCK), { exclusive: true, timeoutMs: PAGE_CACHE_LOCK_TIMEOUT_MS, holder: `pid ${process.pid}` });
+      try {
+        // Another process may have written it meanwhile.
+        if (isSealedPageCacheFile(hostPath, plan)) {
+          placedResolve();
+          return;
+        }
+        const writing = await startPageCacheFile(hostPath, plan, (fd, task) =>
+          store.writeManifestPages(manifest, path.basename(task.pagesPath), fd, this.hashPool, {
+            ranges: pageRangesOf(task.plan.toFile),
+            segments: task.plan.toFile.map((c) => ({ pages: c.length / PAGE_SIZE, position: task.fileBase + c.to })),
+          }),
+        );
+        placedResolve();
+        await writing.complete;
+      } catch (err) {
+        placedReject(err);
+        throw err;
+      } finally {
+        lock.release();
+      }
+    })();
+    complete.catch(() => undefined); // awaited by the restores; this only marks it handled meanwhile
+    placed.catch(() => undefined);
+    const job: PageCacheFileJob = { wrote: true, placed, complete };
     this.writing.set(hostPath, job);
-    try {
-      await job;
-    } finally {
-      this.writing.delete(hostPath);
-    }
-    return true;
+    void complete.catch(() => undefined).finally(() => this.writing.delete(hostPath));
+    return placed.then(() => job);
   }
 
   private async rebuildPages(manifest: PageManifest, imageDir: string): Promise<string> {

@@ -69,14 +69,14 @@ export class Container {
     }
     // Before runc sees the spec (a restore's spec is the checkpointed one: it keeps the hook).
     const gc = prepareGcHook(bundle, namespace, request.id);
-    const mapRestore = prepareMapRestore(bundle, defaultStoreRoot(), namespace);
+    const mapRestore = prepareMapRestore(bundle, defaultStoreRoot(), namespace, Boolean(request.checkpoint));
     const ksm = request.checkpoint ? ksmSettingsOf(readBundleSpec(bundle)) : undefined;
     const restoreSource = request.checkpoint
       ? {
           checkpointDir: request.checkpoint,
           archive: await Container.archive(),
           scratchDir: makeScratchDir('restore', request.id),
-          ...(mapRestore ? { pageCacheDir: mapRestore.domainDir } : {}),
+          ...(mapRestore ? { pageCacheDir: mapRestore.domainDir, resumeGate: mapRestore.resumeGate } : {}),
           ...(ksm ? { ksm } : {}),
         }
       : undefined;

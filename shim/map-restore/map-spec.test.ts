@@ -36,13 +36,13 @@ it('is chosen by the annotation, then PAGESHARE_RESTORE_DEFAULT, then map for ma
 it("adds the domain's read-only mount once, and leaves a container that does not opt in byte for byte", () => {
   const plain = bundleWith();
   const before = fs.readFileSync(path.join(plain, 'config.json'));
-  expect(prepareMapRestore(plain, path.join(work, 'store'), 'default')).toBeUndefined();
+  expect(prepareMapRestore(plain, path.join(work, 'store'), 'default', true)).toBeUndefined();
   expect(fs.readFileSync(path.join(plain, 'config.json'))).toEqual(before);
 
   const bundle = bundleWith({ 'io.pageshare.restore': 'map' });
-  const settings = prepareMapRestore(bundle, path.join(work, 'store'), 'ns1');
-  prepareMapRestore(bundle, path.join(work, 'store'), 'ns1'); // a restore's Create sees the checkpointed spec again
-  expect(settings).toEqual({ domainDir: path.join(work, 'store', 'page-cache', 'ns1') });
+  const settings = prepareMapRestore(bundle, path.join(work, 'store'), 'ns1', false);
+  prepareMapRestore(bundle, path.join(work, 'store'), 'ns1', false); // a restore's Create sees the checkpointed spec again
+  expect(settings).toEqual({ domainDir: path.join(work, 'store', 'page-cache', 'ns1'), resumeGate: false });
   expect(fs.statSync(settings!.domainDir).isDirectory()).toBe(true);
   const mounts = (JSON.parse(fs.readFileSync(path.join(bundle, 'config.json'), 'utf8')) as { mounts: Array<{ destination: string; source: string; options: string[] }> }).mounts;
   expect(mounts.filter((m) => m.destination === PAGE_CACHE_MOUNT)).toEqual([expect.objectContaining({ source: settings!.domainDir, options: expect.arrayContaining(['ro', 'noexec']) })]);

@@ -8,6 +8,7 @@ import { InvalidArgumentError } from '../errors/shim-error';
 import { GC_ANNOTATION } from '../gc/gc-spec';
 import { pageCacheRoot } from '../store/page-cache-dir';
 import { readBundleSpec, setMount, writeBundleSpec, type OciSpec } from '../spec/oci-spec';
+import { installResumeGate } from './resume-gate';
 
 export const RESTORE_ANNOTATION = 'io.pageshare.restore';
 /** Where a container sees its sharing domain's page-cache files. */
@@ -53,15 +54,22 @@ export function pageCacheDir(storeRoot: string, namespace: string): string {
 export interface MapRestoreSettings {
   /** Host dir of the container's sharing domain. */
   readonly domainDir: string;
+  /** The restore's tasks can be held until their pages are in (resume-gate.ts). */
+  readonly resumeGate: boolean;
 }
 
-/** For a container in map mode: creates the domain dir and adds the read-only mount to its spec. */
-export function prepareMapRestore(bundle: string, storeRoot: string, namespace: string): MapRestoreSettings | undefined {
+/**
+ * For a container in map mode: creates the domain dir and adds the read-only mount to its
+ * spec; for a restore also the resume gate, so CRIU can start before the page-cache file is
+ * complete.
+ */
+export function prepareMapRestore(bundle: string, storeRoot: string, namespace: string, restoring: boolean): MapRestoreSettings | undefined {
   const spec = readBundleSpec(bundle);
   if (restoreModeOf(spec) !== 'map') return undefined;
   const domainDir = pageCacheDir(storeRoot, namespace);
   fs.mkdirSync(domainDir, { recursive: true, mode: 0o755 });
   setMount((spec.mounts ??= []), { destination: PAGE_CACHE_MOUNT, type: 'bind', source: domainDir, options: ['rbind', 'ro', 'nosuid', 'nodev', 'noexec'] });
+  if (restoring) installResumeGate(bundle, spec);
   writeBundleSpec(bundle, spec);
-  return { domainDir };
+  return { domainDir, resumeGate: restoring };
 }

@@ -268,30 +268,55 @@ export async function makePageCacheFileDurable(hostPath: string): Promise<void> 
 }
 
 /**
- * Writes the page-cache file aside (sparse: `fill` writes each task's mapped pages at its
- * extent), renames it into place and seals it for this boot. A file being replaced loses its
- * seal first; processes that map it keep the old inode.
+ * Writes the page-cache file of `plan` at hostPath (fill writes each task's pages through
+ * the fd) and seals it once complete.
  */
 export async function writeSealedPageCacheFile(hostPath: string, plan: ImagesMapPlan, fill: (fd: number, task: TaskImages) => Promise<void>): Promise<void> {
+  await (await startPageCacheFile(hostPath, plan, fill)).complete;
+}
+
+/**
+ * Starts writing the page-cache file of `plan`: resolves once the file (its full size, not
+ * yet filled, unsealed) is under hostPath, so CRIU can open and map it; `complete` settles
+ * once fill has written every task's pages and the file is sealed. Nothing may read the
+ * mapped pages before that (see resume-gate.ts). On failure the unsealed file is removed
+ * again if the name still holds it. The caller keeps other writers of hostPath out until
+ * `complete` settles (an unsealed file is otherwise fair game to replace).
+ */
+export async function startPageCacheFile(hostPath: string, plan: ImagesMapPlan, fill: (fd: number, task: TaskImages) => Promise<void>): Promise<{ complete: Promise<void> }> {
   const tmp = `${hostPath}.${process.pid}-${crypto.randomBytes(4).toString('hex')}.tmp`;
   const fd = fs.openSync(tmp, 'w', 0o444);
+  let ino: bigint;
   try {
     fs.ftruncateSync(fd, plan.fileBytes);
-    for (const task of plan.tasks) await fill(fd, task);
+    ino = fs.fstatSync(fd, { bigint: true }).ino;
+    // The seal first: at no instant does a seal stand beside a file it was not made for.
+    fs.rmSync(sealPathOf(hostPath), { force: true });
+    fs.renameSync(tmp, hostPath);
   } catch (err) {
+    fs.closeSync(fd);
     fs.rmSync(tmp, { force: true });
     throw err;
-  } finally {
-    fs.closeSync(fd);
   }
-  fs.rmSync(sealPathOf(hostPath), { force: true });
-  fs.renameSync(tmp, hostPath);
-  const identity = identityOf(hostPath);
-  if (identity === undefined) throw new Error(`page-cache file ${hostPath} vanished right after it was written`);
-  const seal: PageCacheSeal = { version: 1, layout: plan.layout, bootId: bootId(), ...identity };
-  const sealTmp = `${tmp}.seal`;
-  fs.writeFileSync(sealTmp, JSON.stringify(seal), { mode: 0o444 });
-  fs.renameSync(sealTmp, sealPathOf(hostPath));
+  const stillOurs = (): boolean => identityOf(hostPath)?.ino === ino.toString();
+  const complete = (async () => {
+    try {
+      for (const task of plan.tasks) await fill(fd, task);
+    } catch (err) {
+      if (stillOurs()) fs.rmSync(hostPath, { force: true });
+      throw err;
+    } finally {
+      fs.closeSync(fd);
+    }
+    const identity = identityOf(hostPath);
+    if (identity === undefined || identity.ino !== ino.toString()) throw new Error(`page-cache file ${hostPath} was replaced while it was being written`);
+    const seal: PageCacheSeal = { version: 1, layout: plan.layout, bootId: bootId(), ...identity };
+    const sealTmp = `${tmp}.seal`;
+    fs.writeFileSync(sealTmp, JSON.stringify(seal), { mode: 0o444 });
+    fs.renameSync(sealTmp, sealPathOf(hostPath));
+  })();
+  complete.catch(() => undefined); // the caller awaits it; this only marks it handled meanwhile
+  return { complete };
 }
 
 function copyInto(fromFile: string, toFile: string, copies: readonly ByteCopy[], size: number): void {

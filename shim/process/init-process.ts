@@ -3,13 +3,14 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { NotFoundError, RuntimeError } from '../errors/shim-error';
-import type { CheckpointArchive, ArchiveContext } from '../checkpoint/checkpoint-archive';
+import type { CheckpointArchive, ArchiveContext, LoadedImages } from '../checkpoint/checkpoint-archive';
 import type { CheckpointRequest } from '../checkpoint/checkpoint-request';
 import { criuFailureDetails } from '../checkpoint/criu-log';
 import { removeInBackground } from '../checkpoint/scratch-dir';
 import type { IoContext, StdioPaths } from '../io/process-io';
 import { KsmBurst } from '../ksm/ksm-burst';
 import { writeHeapRanges, type HeapRange } from '../map-restore/heap-ranges';
+import { ResumeGate } from '../map-restore/resume-gate';
 import { collectWhenQuiet } from '../memory/idle-collection';
 import type { KsmSettings } from '../ksm/ksm-spec';
 import { errorMessage, log } from '../log/logger';
@@ -31,12 +32,14 @@ export interface RestoreSource {
   pageCacheDir?: string;
   /** KSM for the restored processes: made mergeable, and scanning raised for a burst. */
   ksm?: KsmSettings;
+  /** CRIU runs the resume gate's script for this bundle (installResumeGate). */
+  resumeGate?: boolean;
 }
 
 export class InitProcess extends ShimProcess {
   private readonly pidFile: string;
   /** A restore's images being rebuilt, from Create on. */
-  private loading: Promise<string> | undefined;
+  private loading: Promise<LoadedImages> | undefined;
 
   constructor(
     containerId: string,
@@ -94,8 +97,21 @@ export class InitProcess extends ShimProcess {
     await this.runStart(async () => {
       const workPath = path.join(source.scratchDir, 'work');
       fs.mkdirSync(workPath, { recursive: true });
+      let gate: ResumeGate | undefined;
       try {
-        const imagePath = await (this.loading ?? source.archive.load(source.checkpointDir, source.scratchDir, this.archiveContext));
+        const { imagePath, beforeResume } = await (this.loading ?? source.archive.load(source.checkpointDir, source.scratchDir, this.archiveContext));
+        if (beforeResume !== undefined) {
+          if (source.resumeGate === true) {
+            // runc starts now; CRIU holds the restored tasks until the pages they map are in.
+            const opened = (gate = ResumeGate.open());
+            beforeResume.then(
+              () => opened.release(true),
+              () => opened.release(false),
+            );
+          } else {
+            await beforeResume;
+          }
+        }
         await this.launch(this.pidFile, (stdio, consoleSocket) =>
           this.runc.restore(this.containerId, {
             bundle: this.bundle,
@@ -106,11 +122,19 @@ export class InitProcess extends ShimProcess {
             noPivot: this.options.noPivot,
             stdio,
             mergeMemory: source.ksm !== undefined,
-          }).catch((err: unknown) => {
-            throw new RuntimeError(`restore of ${this.containerId} from ${source.checkpointDir} failed: ${(err as Error).message}\n${criuFailureDetails(workPath, 'restore.log', this.bundle)}`);
-          }),
+            ...(gate ? { env: gate.env } : {}),
+          }).then(
+            () => this.checkGateHeld(gate, beforeResume),
+            async (err: unknown) => {
+              // Pages that failed verification are why CRIU aborted: say that, named.
+              const pagesFailure = await beforeResume?.then(() => undefined, (e: unknown) => e as Error);
+              if (pagesFailure !== undefined) throw new RuntimeError(`restore of ${this.containerId} from ${source.checkpointDir} failed before its processes resumed: ${pagesFailure.message}`);
+              throw new RuntimeError(`restore of ${this.containerId} from ${source.checkpointDir} failed: ${(err as Error).message}\n${criuFailureDetails(workPath, 'restore.log', this.bundle)}`);
+            },
+          ),
         );
       } finally {
+        gate?.close();
         removeInBackground(source.scratchDir);
         collectWhenQuiet();
       }
@@ -122,6 +146,23 @@ export class InitProcess extends ShimProcess {
           .catch((err: unknown) => log.warn(`KSM burst for ${this.containerId} failed: ${errorMessage(err)}`));
       }
     });
+  }
+
+  /**
+   * After runc restore returned: the gate must have held the tasks until beforeResume
+   * resolved. A CRIU that skipped the script let them run early; if the pages then turn out
+   * bad, the container is removed and the restore fails.
+   */
+  private async checkGateHeld(gate: ResumeGate | undefined, beforeResume: Promise<void> | undefined): Promise<void> {
+    if (gate === undefined || beforeResume === undefined || gate.released) return;
+    log.error(`restore of ${this.containerId}: CRIU resumed the tasks without waiting for the resume gate (is its action script run?); waiting for the pages now`);
+    try {
+      await beforeResume;
+    } catch (err) {
+      // They ran on pages that turned out bad: gone with the container, before containerd hears of them.
+      await this.runc.delete(this.containerId, true).catch((e: unknown) => log.warn(`could not remove ${this.containerId}: ${errorMessage(e)}`));
+      throw err;
+    }
   }
 
   /** Dumps the container with CRIU into `checkpointDir` through `archive`. On failure the

@@ -59,6 +59,16 @@ export interface RestoreOptions {
   stdio: ChildStdio;
   /** Make the restored processes mergeable by KSM (they inherit it from runc and CRIU). */
   mergeMemory?: boolean;
+  /** Added to runc's environment (which CRIU and its action scripts inherit). */
+  env?: Readonly<Record<string, string>>;
+}
+
+/** How runc is spawned beyond its arguments and stdio. */
+interface SpawnExtras {
+  /** Written to runc's stdin. */
+  input?: string;
+  mergeMemory?: boolean;
+  env?: Readonly<Record<string, string>>;
 }
 
 interface RunResult {
@@ -114,7 +124,7 @@ export class RuncDriver {
     if (opts.consoleSocket) args.push('--console-socket', opts.consoleSocket);
     if (opts.noPivot) args.push('--no-pivot');
     args.push(id);
-    await this.runChecked(args, opts.stdio, undefined, opts.mergeMemory === true);
+    await this.runChecked(args, opts.stdio, { mergeMemory: opts.mergeMemory === true, ...(opts.env ? { env: opts.env } : {}) });
   }
 
   async kill(id: string, signal: number, all: boolean): Promise<void> {
@@ -147,7 +157,7 @@ export class RuncDriver {
   }
 
   async update(id: string, resourcesJson: string): Promise<void> {
-    await this.runChecked(['update', '--resources', '-', id], {}, resourcesJson);
+    await this.runChecked(['update', '--resources', '-', id], {}, { input: resourcesJson });
   }
 
   /** `runc state`: null when runc does not know the container. */
@@ -163,9 +173,9 @@ export class RuncDriver {
     return args;
   }
 
-  private async runChecked(args: string[], stdio: ChildStdio = {}, input?: string, mergeMemory = false): Promise<RunResult> {
+  private async runChecked(args: string[], stdio: ChildStdio = {}, extras: SpawnExtras = {}): Promise<RunResult> {
     const logOffset = fileSize(this.logFile);
-    const result = await this.run(args, stdio, input, mergeMemory);
+    const result = await this.run(args, stdio, extras);
     if (result.code !== 0) {
       const why = lastRuncError(this.logFile, logOffset) ?? (result.stderr.trim() || `exit ${result.code ?? result.signal}`);
       throw new RuntimeError(`runc ${args[0]} failed: ${why}`);
@@ -173,7 +183,7 @@ export class RuncDriver {
     return result;
   }
 
-  private run(args: string[], stdio: ChildStdio = {}, input?: string, mergeMemory = false): Promise<RunResult> {
+  private run(args: string[], stdio: ChildStdio = {}, { input, mergeMemory = false, env }: SpawnExtras = {}): Promise<RunResult> {
     // Where the caller hands the container's stdio over, runc's own output goes there too;
     // its errors still reach us through --log.
     const passStdio = stdio.stdin !== undefined || stdio.stdout !== undefined || stdio.stderr !== undefined;
@@ -186,7 +196,7 @@ export class RuncDriver {
       if (mergeMemory) setMemoryMerge(true);
       let child: ChildProcess;
       try {
-        child = spawn(this.config.binary, [...this.globalArgs(), ...args], { stdio: stdioOption });
+        child = spawn(this.config.binary, [...this.globalArgs(), ...args], { stdio: stdioOption, ...(env ? { env: { ...process.env, ...env } } : {}) });
       } finally {
         if (mergeMemory) setMemoryMerge(false);
       }
