@@ -213,16 +213,21 @@ export class PageStoreArchive implements CheckpointArchive {
       // and the file under its name; the file's pages only once the tasks resume.
       const planned = new Map(plan.tasks.map((task) => [path.basename(task.pagesPath), task]));
       const fileJob = this.ensurePageCacheFile(store, manifest, plan, cache.hostPath);
+      const jobStart = Date.now();
+      const timed = <T>(what: string, job: Promise<T>): Promise<T> => job.finally(() => laps.push(`(${what} ${Date.now() - jobStart})`));
       const jobs: [Promise<PageCacheFileJob>, Promise<unknown>, Promise<MapRewrite>] = [
         fileJob,
-        Promise.all(
-          manifest.files.map((f) => {
-            const task = planned.get(f.name);
-            const selection = task ? { ranges: pageRangesOf(task.plan.toPages) } : undefined;
-            return store.writeManifestPages(manifest, f.name, path.join(imageDir, f.name), this.hashPool, selection);
-          }),
+        timed(
+          'private pages',
+          Promise.all(
+            manifest.files.map((f) => {
+              const task = planned.get(f.name);
+              const selection = task ? { ranges: pageRangesOf(task.plan.toPages) } : undefined;
+              return store.writeManifestPages(manifest, f.name, path.join(imageDir, f.name), this.hashPool, selection);
+            }),
+          ),
         ),
-        applyImagesMapping(imageDir, plan, cache),
+        timed('images', applyImagesMapping(imageDir, plan, cache)),
       ];
       const settled = await Promise.allSettled(jobs);
       if (settled[0].status === 'fulfilled') file = settled[0].value;
@@ -279,6 +284,8 @@ export class PageStoreArchive implements CheckpointArchive {
           store.writeManifestPages(manifest, path.basename(task.pagesPath), fd, this.hashPool, {
             ranges: pageRangesOf(task.plan.toFile),
             segments: task.plan.toFile.map((c) => ({ pages: c.length / PAGE_SIZE, position: task.fileBase + c.to })),
+            // CRIU waits for the private pages, the restored tasks only later for this.
+            priority: 'background',
           }),
         );
         placedResolve();

@@ -24,6 +24,20 @@ function inShared(pages: Buffer): Buffer {
 }
 
 describe('PageHashPool', () => {
+  it('serves normal jobs before background jobs that wait, and names both right', async () => {
+    const p = pool(1);
+    p.warm();
+    const pages = inShared(randomPages(2048));
+    const done: string[] = [];
+    const background = [0, 1, 2, 3, 4].map((i) => p.hashPages(pages, [], { priority: 'background' }).then((names) => (done.push(`b${i}`), names)));
+    const normal = p.hashPages(pages, []).then((names) => (done.push('n'), names));
+    const all = await Promise.all([...background, normal]);
+    // The worker held two background parts when the normal one came; it went next.
+    expect(done.indexOf('n')).toBeLessThanOrEqual(2);
+    expect(done.filter((d) => d.startsWith('b'))).toEqual(['b0', 'b1', 'b2', 'b3', 'b4']);
+    for (const names of all) expect(names.subarray(0, 32)).toEqual(hashPage(pageAt(pages, 0)));
+  });
+
   it.each([1, 2, 3])('names pages as hashPage does, split over %i workers, with zero pages named by zeros', async (size) => {
     const pages = Buffer.concat([randomPages(150), Buffer.alloc(2 * PAGE_SIZE), randomPages(101)]);
     const names = await pool(size).hashPages(inShared(pages));

@@ -64,10 +64,27 @@ interface Job {
   readonly reject: (err: Error) => void;
 }
 
+/** A part of a hashPages() call, waiting for a worker. */
+interface QueuedPart {
+  readonly message: { id: number; shared: SharedArrayBuffer; byteOffset: number; pages: number; reads: ReadonlyArray<readonly [number, number, number, number]> };
+  readonly job: Job;
+}
+
 interface PoolWorker {
   readonly worker: Worker;
   busy: number;
 }
+
+/**
+ * 'background' parts go to a worker only when no 'normal' part waits: work that can finish
+ * later (a page-cache file written while CRIU restores) leaves the workers to work that
+ * something waits on (the pages CRIU reads).
+ */
+export type HashPriority = 'normal' | 'background';
+
+/** Parts a worker holds at once: a second hides the message round trip; more would delay
+ * a normal part queued behind background ones. */
+const PARTS_PER_WORKER = 2;
 
 /**
  * Bytes a worker reads from an open file into the job's buffer before hashing it, so reads run
@@ -124,6 +141,7 @@ export class PageHashPool {
   private static sharedPool: PageHashPool | undefined;
   private readonly workers: PoolWorker[] = [];
   private readonly jobs = new Map<number, Job>();
+  private readonly queued: Record<HashPriority, QueuedPart[]> = { normal: [], background: [] };
   private nextJob = 1;
   private idleTimer: NodeJS.Timeout | undefined;
 
@@ -146,7 +164,7 @@ export class PageHashPool {
    * buffer of HASH_BYTES per page; a zero page gets ZERO_PAGE_NAME. `reads` fill parts of
    * `pages` from files first, on the workers.
    */
-  async hashPages(pages: Buffer, reads: readonly FileRead[] = [], options: { readsMustSucceed?: boolean } = {}): Promise<Buffer> {
+  async hashPages(pages: Buffer, reads: readonly FileRead[] = [], options: { readsMustSucceed?: boolean; priority?: HashPriority } = {}): Promise<Buffer> {
     if (!(pages.buffer instanceof SharedArrayBuffer)) throw new TypeError('hashPages needs a SharedArrayBuffer-backed buffer (sharedPages())');
     if (pages.length % PAGE_SIZE !== 0) throw new RangeError(`${pages.length} bytes is not a whole number of ${PAGE_SIZE}-byte pages`);
     const count = pages.length / PAGE_SIZE;
@@ -157,7 +175,7 @@ export class PageHashPool {
     const jobs: Array<Promise<JobResult>> = [];
     for (let first = 0; first < count; first += per) {
       const n = Math.min(per, count - first);
-      jobs.push(this.submit(pages.buffer, pages.byteOffset + first * PAGE_SIZE, n, readsWithin(reads, first * PAGE_SIZE, (first + n) * PAGE_SIZE)));
+      jobs.push(this.submit(pages.buffer, pages.byteOffset + first * PAGE_SIZE, n, readsWithin(reads, first * PAGE_SIZE, (first + n) * PAGE_SIZE), options.priority ?? 'normal'));
     }
     const results = await Promise.all(jobs);
     const failedReads = results.reduce((n, r) => n + r.failedReads, 0);
@@ -170,26 +188,48 @@ export class PageHashPool {
     if (this.idleTimer !== undefined) clearTimeout(this.idleTimer);
     this.idleTimer = undefined;
     const workers = this.workers.splice(0);
+    this.failQueued(new Error('the page hashing pool was closed'));
     await Promise.all(workers.map((w) => w.worker.terminate()));
   }
 
-  private submit(shared: SharedArrayBuffer, byteOffset: number, pages: number, reads: ReadonlyArray<readonly [number, number, number, number]>): Promise<JobResult> {
-    const target = this.workers.reduce((a, b) => (b.busy < a.busy ? b : a));
+  private failQueued(err: Error): void {
+    for (const queue of [this.queued.normal, this.queued.background]) {
+      for (const part of queue.splice(0)) part.job.reject(err);
+    }
+  }
+
+  private submit(shared: SharedArrayBuffer, byteOffset: number, pages: number, reads: ReadonlyArray<readonly [number, number, number, number]>, priority: HashPriority): Promise<JobResult> {
     const id = this.nextJob++;
-    target.busy++;
     return new Promise<JobResult>((resolve, reject) => {
+      this.queued[priority].push({ message: { id, shared, byteOffset, pages, reads }, job: { resolve, reject } });
+      this.dispatch();
+    });
+  }
+
+  /** Hands queued parts, normal ones first, to workers with room. */
+  private dispatch(): void {
+    for (;;) {
+      const part = this.queued.normal[0] ?? this.queued.background[0];
+      if (part === undefined || this.workers.length === 0) return;
+      const target = this.workers.reduce((a, b) => (b.busy < a.busy ? b : a));
+      if (target.busy >= PARTS_PER_WORKER) return;
+      (this.queued.normal.length > 0 ? this.queued.normal : this.queued.background).shift();
+      target.busy++;
+      const { id } = part.message;
       this.jobs.set(id, {
         resolve: (result) => {
           target.busy--;
-          resolve(result);
+          part.job.resolve(result);
+          this.dispatch();
         },
         reject: (err) => {
           target.busy--;
-          reject(err);
+          part.job.reject(err);
+          this.dispatch();
         },
       });
-      target.worker.postMessage({ id, shared, byteOffset, pages, reads });
-    });
+      target.worker.postMessage(part.message);
+    }
   }
 
   private spawn(): void {
@@ -210,6 +250,8 @@ export class PageHashPool {
         this.jobs.delete(id);
         job.reject(new Error(`page hashing worker failed: ${err.message}`));
       }
+      // Queued parts go to the workers left; with none left, they fail too.
+      if (this.workers.length === 0) this.failQueued(new Error(`page hashing worker failed: ${err.message}`));
     };
     worker.on('error', fail);
     worker.on('exit', (code) => {
@@ -221,7 +263,7 @@ export class PageHashPool {
   private armIdleTimer(): void {
     if (this.idleTimer !== undefined) clearTimeout(this.idleTimer);
     this.idleTimer = setTimeout(() => {
-      if (this.jobs.size > 0) {
+      if (this.jobs.size > 0 || this.queued.normal.length > 0 || this.queued.background.length > 0) {
         this.armIdleTimer();
         return;
       }

@@ -10,7 +10,7 @@ import { writeFullyAsync } from './durable-fs';
 import { PackReader } from './pack-reader';
 import { PageIndex, PageLocation } from './page-index';
 import { hashPage } from './page-hash';
-import { FileRead, PageHashPool, SharedChunks } from './page-hash-pool';
+import { FileRead, HashPriority, PageHashPool, SharedChunks } from './page-hash-pool';
 import { LOCATION_BYTES } from './page-manifest';
 import { HASH_BYTES, PageRef, hashHex, hashKey } from './page-ref';
 import { PageRun, runsPageCount } from './page-runs';
@@ -134,6 +134,7 @@ export class PageReader {
     ctx: PageErrorContext = {},
     locations?: Buffer,
     segments?: readonly OutputSegment[],
+    priority: HashPriority = 'normal',
   ): Promise<void> {
     const total = runsPageCount(runs);
     const places = segments ?? [{ pages: total, position: 0 }];
@@ -148,7 +149,7 @@ export class PageReader {
         const expected = Buffer.alloc(count * HASH_BYTES);
         const reads: FileRead[] = [];
         this.fillChunk(runs, cursor, chunk, expected, count, ctx, locations, reads);
-        const done = pool.hashPages(chunk, reads).then(async (names) => {
+        const done = pool.hashPages(chunk, reads, { priority }).then(async (names) => {
           if (!names.equals(expected)) this.repairChunk(chunk, names, expected, ctx);
           // All pieces at once (a sparse output has hundreds of small extents per chunk), and
           // all of them over before an error goes up: the caller closes fd, and a write still

@@ -21,7 +21,7 @@ import { PACK_HEADER_SIZE } from './pack-header';
 import { PackReader } from './pack-reader';
 import { DEFAULT_WRITE_BUFFER_BYTES, PackWriter, makePackReadOnly } from './pack-writer';
 import { CheckpointRecord, PackPin, PageIndex } from './page-index';
-import type { PageHashPool } from './page-hash-pool';
+import type { HashPriority, PageHashPool } from './page-hash-pool';
 import { OutputSegment, PageReader } from './page-reader';
 import { PendingIngestError, decodePendingIngest, listPendingIngests, pendingFile } from './pending-ingest';
 import { LOCATION_BYTES, PageManifest } from './page-manifest';
@@ -82,6 +82,8 @@ export interface StoreStats {
 export interface PageSelection {
   readonly ranges: readonly PageRange[];
   readonly segments?: readonly OutputSegment[];
+  /** 'background': the hash workers serve every other job first. */
+  readonly priority?: HashPriority;
 }
 
 export interface PagePlace {
@@ -280,7 +282,7 @@ export class PageStore {
     const { runs, locations } = selection ? selectPages(file.runs, selection.ranges, allLocations, LOCATION_BYTES) : { runs: file.runs, locations: allLocations };
     const fd = typeof out === 'number' ? out : fs.openSync(out, 'w');
     try {
-      await this.pageReader.writeRuns(runs, fd, pool, { checkpointId: manifest.checkpointId }, locations, selection?.segments);
+      await this.pageReader.writeRuns(runs, fd, pool, { checkpointId: manifest.checkpointId }, locations, selection?.segments, selection?.priority);
     } finally {
       if (typeof out !== 'number') fs.closeSync(fd);
     }
