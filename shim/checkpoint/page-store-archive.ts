@@ -18,7 +18,8 @@ import { dumpedMountpoints } from '../map-restore/dumped-mounts';
 import { checkPageCacheFilesPresent, pageCacheFilesNamed, recordPageCacheRefs } from '../map-restore/page-cache-refs';
 import { PAGE_MANIFEST_FILE, readManifestFileSync, writeManifestFile } from '../store/manifest-file';
 import { pageCacheFileName } from '../store/page-cache-dir';
-import type { ManifestPagesFile, PageManifest } from '../store/page-manifest';
+import type { ManifestPagesFile, PageManifest, PagedManifest, StoredManifest } from '../store/page-manifest';
+import { namePagesOf, pagedManifestOf, storedNamesOf } from '../store/name-pages';
 import type { IngestSession } from '../store/ingest-session';
 import { FileRead, PageHashPool, SharedChunks } from '../store/page-hash-pool';
 import { PageRange, PageRun, PageRunsBuilder } from '../store/page-runs';
@@ -111,12 +112,23 @@ export class PageStoreArchive implements CheckpointArchive {
     try {
       const session = await store.beginIngest({ checkpointId: randomUUID(), ...context, expectedPages });
       let files: ManifestPagesFile[];
+      let paged: PagedManifest;
       try {
         files = [];
         for (const pagemap of pagemaps) {
           const runs = await ingestPagesFile(session, pagemap, this.hashPool);
           files.push({ name: path.basename(pagemap.pagesPath), runs, locations: session.takeLocations() });
         }
+        // The names go to the store too, as pages (name-pages.ts): unchanged ones are shared.
+        const manifest = { storeId: store.storeId, checkpointId: session.checkpointId, files };
+        const namePageNames = Buffer.concat(
+          session.addPages(namePagesOf(storedNamesOf(manifest))).map((ref) => {
+            if (ref.kind !== 'stored') throw new Error('a name page of zeros'); // names are never all zero
+            return ref.hash;
+          }),
+        );
+        session.takeLocations(); // a restore looks name pages up by name
+        paged = pagedManifestOf(manifest, namePageNames);
         await session.makeDurable();
         // A replica restored in map mode depends on its page-cache file(s): recorded before
         // the checkpoint exists, so gc never sees the checkpoint without its markers.
@@ -127,7 +139,7 @@ export class PageStoreArchive implements CheckpointArchive {
         for (const name of fs.readdirSync(imageDir)) {
           if (!pagesFiles.has(name)) fs.cpSync(path.join(imageDir, name), path.join(checkpointDir, name), { recursive: true });
         }
-        await writeManifestFile(checkpointDir, { storeId: store.storeId, checkpointId: session.checkpointId, files });
+        await writeManifestFile(checkpointDir, paged);
       } catch (err) {
         session.abort();
         throw err;
@@ -183,14 +195,14 @@ export class PageStoreArchive implements CheckpointArchive {
    * one is there already; its writing goes on after this resolves (beforeResume), while CRIU
    * restores. A replica restored after the first reads no mapped page.
    */
-  private async rebuildForMapping(manifest: PageManifest, imageDir: string, pageCacheDir: string, containerId: string): Promise<LoadedImages> {
+  private async rebuildForMapping(stored: StoredManifest, imageDir: string, pageCacheDir: string, containerId: string): Promise<LoadedImages> {
     const started = Date.now();
     if (!(await dumpedMountpoints(imageDir)).includes(PAGE_CACHE_MOUNT)) {
-      log.info(`checkpoint ${manifest.checkpointId} for ${containerId}: dumped without ${PAGE_CACHE_MOUNT}, restored by copying`);
-      return { imagePath: await this.rebuildPages(manifest, imageDir) };
+      log.info(`checkpoint ${stored.checkpointId} for ${containerId}: dumped without ${PAGE_CACHE_MOUNT}, restored by copying`);
+      return { imagePath: await this.rebuildPages(stored, imageDir) };
     }
     const plan = await planImagesMapping(imageDir);
-    if (plan.tasks.length === 0) return { imagePath: await this.rebuildPages(manifest, imageDir) };
+    if (plan.tasks.length === 0) return { imagePath: await this.rebuildPages(stored, imageDir) };
     const laps: string[] = [];
     let lapStart = started;
     const lap = (what: string): void => {
@@ -200,13 +212,15 @@ export class PageStoreArchive implements CheckpointArchive {
     };
     lap('plan');
     // One page-cache file per checkpoint and domain, shared by every replica restored from it.
-    const name = pageCacheFileName(manifest.checkpointId);
+    const name = pageCacheFileName(stored.checkpointId);
     const cache = { hostPath: path.join(pageCacheDir, name), pathInRestore: `${PAGE_CACHE_MOUNT}/${name}` };
     const store = PageStore.open(this.root());
     let file: PageCacheFileJob | undefined;
     let result: MapRewrite;
+    let manifest: PageManifest;
     try {
-      await store.awaitIndexed(manifest.checkpointId);
+      await store.awaitIndexed(stored.checkpointId);
+      manifest = store.resolveManifest(stored);
       lap('store');
       // All at once, so the hash workers and the disk stay busy: the page-cache file (unless
       // sealed already), the pages that stay private, and the images. CRIU needs the last two
@@ -305,11 +319,13 @@ export class PageStoreArchive implements CheckpointArchive {
     return placed.then(() => job);
   }
 
-  private async rebuildPages(manifest: PageManifest, imageDir: string): Promise<string> {
+  private async rebuildPages(stored: StoredManifest, imageDir: string): Promise<string> {
     const started = Date.now();
     const store = PageStore.open(this.root());
+    let manifest: PageManifest;
     try {
-      await store.awaitIndexed(manifest.checkpointId);
+      await store.awaitIndexed(stored.checkpointId);
+      manifest = store.resolveManifest(stored);
       for (const file of manifest.files) {
         await store.writeManifestPages(manifest, file.name, path.join(imageDir, file.name), this.hashPool);
       }

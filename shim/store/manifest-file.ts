@@ -2,7 +2,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { replaceFileDurably } from './durable-fs';
-import { PageManifest, decodeManifest, encodeManifest } from './page-manifest';
+import { StoredManifest, decodeManifest, encodeManifest } from './page-manifest';
 import { ManifestError } from './store-error';
 
 /** The manifest's name in a checkpoint directory, next to CRIU's images. */
@@ -14,20 +14,20 @@ export const MAX_MANIFEST_FILE_BYTES = 1024 * 1024 * 1024;
  * Write the manifest into dir durably (a crash leaves the old file or the new one). Call it
  * only after the checkpoint's ingest has committed: the manifest then names durable pages.
  */
-export async function writeManifestFile(dir: string, manifest: PageManifest): Promise<string> {
+export async function writeManifestFile(dir: string, manifest: StoredManifest): Promise<string> {
   const file = path.join(dir, PAGE_MANIFEST_FILE);
   await replaceFileDurably(file, encodeManifest(manifest));
   return file;
 }
 
 /** Read and check a manifest file; throws ManifestError if it is damaged. */
-export async function readManifestFile(file: string): Promise<PageManifest> {
+export async function readManifestFile(file: string): Promise<StoredManifest> {
   checkManifestSize(file, (await fs.promises.stat(file)).size);
   return decodeManifest(await fs.promises.readFile(file), file);
 }
 
 /** readManifestFile, blocking (a few MiB at most). */
-export function readManifestFileSync(file: string): PageManifest {
+export function readManifestFileSync(file: string): StoredManifest {
   checkManifestSize(file, fs.statSync(file).size);
   return decodeManifest(fs.readFileSync(file), file);
 }

@@ -4,7 +4,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import fc from 'fast-check';
 import { PAGE_MANIFEST_FILE, readManifestFile, writeManifestFile } from './manifest-file';
-import { MANIFEST_MAGIC, PageManifest, decodeManifest, encodeManifest, LOCATION_BYTES } from './page-manifest';
+import { MANIFEST_MAGIC, PageManifest, PagedManifest, StoredManifest, decodeManifest, encodeManifest, LOCATION_BYTES } from './page-manifest';
+import { namePagesOf, pagedManifestOf, storedNamesOf, withNamesFromPages } from './name-pages';
 import { HASH_BYTES, PageRef, ZERO_PAGE_REF, storedPageRef } from './page-ref';
 import { PageRunsBuilder, pageRefsOf, runsOf, runsPageCount } from './page-runs';
 import { ManifestError } from './store-error';
@@ -67,7 +68,7 @@ function reseal(body: Buffer): Buffer {
   return out;
 }
 
-function decodeOutcome(buf: Buffer): ManifestError | PageManifest {
+function decodeOutcome(buf: Buffer): ManifestError | StoredManifest {
   try {
     return decodeManifest(buf, 'fuzz');
   } catch (err) {
@@ -148,6 +149,34 @@ describe('page manifest', () => {
     const without = encodeManifest({ storeId: STORE_ID, checkpointId: 'seq', files: [{ name: 'pages-1.img', runs: many }] });
     expect(big.length - without.length).toBe(4 + 12);
     expect(decodeManifest(big).files[0].locations!.equals(sequential)).toBe(true);
+  });
+
+  it('round-trips paged manifests (names in name pages), which carry no inline names', () => {
+    fc.assert(
+      fc.property(manifestArb, (m) => {
+        const names = storedNamesOf(m);
+        const pageNames = Buffer.concat(Array.from({ length: Math.ceil(names.length / HASH_BYTES / 128) }, (_, k) => hash(100_000 + k)));
+        const paged = pagedManifestOf(m, pageNames);
+        const bytes = encodeManifest(paged);
+        expect(bytes.readUInt16LE(10) & 2).toBe(2);
+        const back = decodeManifest(bytes);
+        expect(back).toEqual(paged);
+        expect(encodeManifest(back).equals(bytes)).toBe(true);
+        // What a restore does with the name pages' bytes: the manifest with its names again.
+        expect(withNamesFromPages(back as PagedManifest, namePagesOf(names))).toEqual(m);
+      }),
+      { numRuns: 200 },
+    );
+    const m: PageManifest = { storeId: STORE_ID, checkpointId: 'p', files: [{ name: 'pages-1.img', runs: runsOf(Array.from({ length: 300 }, (_, k) => storedPageRef(hash(k + 1)))) }] };
+    const paged = pagedManifestOf(m, Buffer.concat([hash(7), hash(8), hash(9)]));
+    // 300 names need 3 name pages: 32 + 4 bytes of names and count instead of 300 * 32.
+    expect(encodeManifest(paged).length).toBeLessThan(encodeManifest(m).length - 300 * HASH_BYTES + 3 * HASH_BYTES + 64);
+    expect(() => encodeManifest({ ...paged, namePages: paged.namePages.subarray(32) })).toThrow(/name-page names for 300 stored pages/);
+    // Bytes after the last name are not ours: refused.
+    const pages = namePagesOf(storedNamesOf(m));
+    pages[pages.length - 1] = 1;
+    expect(() => withNamesFromPages(paged, pages)).toThrow(ManifestError);
+    expect(() => withNamesFromPages(paged, pages.subarray(4096))).toThrow(/cannot hold 300 names/);
   });
 
   it('keeps zero pages as counts: a million zero pages take a few bytes', () => {

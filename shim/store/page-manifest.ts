@@ -11,6 +11,9 @@
 //              page count u32 | run count u32 | runs
 //   run      = kind u8 (0: zero pages, 1: stored pages) | count u32 (>= 1)
 //              | for stored pages, count names of 32 bytes (SHA-256 of the page)
+//   name pages (only with flag 2; then stored runs above carry no names) = count u32, then
+//              count names of 32 bytes: the store pages that hold the files' stored names, in
+//              order, 128 names per page (the last one zero-padded; see name-pages.ts)
 //   locations (only with flag 1) = per pages file, in file order: run count u32, then runs
 //              of its stored pages in order: pack id u32 | first page number u32 (byte
 //              offset / page size) | count u32 (>= 1), each run as long as it can be (the
@@ -36,9 +39,13 @@ import { ManifestError, ManifestErrorReason } from './store-error';
 
 export const MANIFEST_MAGIC = Buffer.from('PGSHMNFT', 'latin1');
 export const MANIFEST_VERSION = 1;
+/** Names per name page (name-pages.ts). */
+export const NAMES_PER_PAGE = PAGE_SIZE / HASH_BYTES;
 const HASH_SHA256 = 1;
 /** Header flag: a locations section follows the files. */
 const FLAG_LOCATIONS = 1;
+/** Header flag: the stored names are in store pages, named in a section after the files. */
+const FLAG_NAME_PAGES = 2;
 /** Bytes of one page's location. */
 export const LOCATION_BYTES = 8;
 const RUN_ZERO = 0;
@@ -74,6 +81,44 @@ export interface PageManifest {
   readonly files: readonly ManifestPagesFile[];
 }
 
+/** A run without its names. */
+export interface RunShape {
+  readonly kind: PageRun['kind'];
+  readonly count: number;
+}
+
+export interface PagedManifestFile {
+  readonly name: string;
+  readonly runs: readonly RunShape[];
+  readonly locations?: Buffer;
+}
+
+/**
+ * A manifest whose stored names live in store pages (deduplicated like any page, so a
+ * checkpoint that differs little from an earlier one adds few of them): `namePages` names
+ * those pages, HASH_BYTES each. name-pages.ts makes and resolves it.
+ */
+export interface PagedManifest {
+  readonly storeId: string;
+  readonly checkpointId: string;
+  readonly files: readonly PagedManifestFile[];
+  readonly namePages: Buffer;
+}
+
+/** What a manifest file holds: names inline (older checkpoints) or in name pages. */
+export type StoredManifest = PageManifest | PagedManifest;
+
+export function isPagedManifest(m: StoredManifest): m is PagedManifest {
+  return 'namePages' in m;
+}
+
+/** Stored pages of a file's runs. */
+export function storedPagesOf(runs: readonly RunShape[]): number {
+  let n = 0;
+  for (const r of runs) if (r.kind === 'stored') n += r.count;
+  return n;
+}
+
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** Why a name or id is not allowed, or undefined. Shared by the reader and the writer. */
@@ -98,22 +143,23 @@ function textBytes(text: string, what: string, maxBytes: number, isFileName: boo
   return bytes;
 }
 
-function checkRuns(name: string, runs: readonly PageRun[]): void {
+function checkRuns(name: string, runs: readonly RunShape[], named: boolean): void {
   let previous: PageRun['kind'] | undefined;
   for (const [i, run] of runs.entries()) {
     if (!Number.isInteger(run.count) || run.count < 1 || run.count > MAX_U32) {
       throw invalid(`file ${name} run ${i} has count ${run.count}`);
     }
     if (run.kind === previous) throw invalid(`file ${name} runs ${i - 1} and ${i} are both ${run.kind} (merge them)`);
-    if (run.kind === 'stored' && run.hashes.length !== run.count * HASH_BYTES) {
-      throw invalid(`file ${name} run ${i} has ${run.hashes.length} bytes of names for ${run.count} pages`);
+    if (named && run.kind === 'stored' && (run as PageRun & { kind: 'stored' }).hashes.length !== run.count * HASH_BYTES) {
+      throw invalid(`file ${name} run ${i} has ${(run as PageRun & { kind: 'stored' }).hashes.length} bytes of names for ${run.count} pages`);
     }
     previous = run.kind;
   }
-  if (runsPageCount(runs) > MAX_U32) throw invalid(`file ${name} has more than ${MAX_U32} pages`);
+  if (runsPageCount(runs as PageRun[]) > MAX_U32) throw invalid(`file ${name} has more than ${MAX_U32} pages`);
 }
 
-export function encodeManifest(m: PageManifest): Buffer {
+export function encodeManifest(m: StoredManifest): Buffer {
+  const paged = isPagedManifest(m);
   if (!isStoreId(m.storeId)) throw invalid(`store id ${JSON.stringify(m.storeId)} is not ${STORE_ID_BYTES * 2} hex digits`);
   const id = textBytes(m.checkpointId, 'checkpoint id', MAX_CHECKPOINT_ID_BYTES, false);
   if (m.files.length > MAX_FILES) throw invalid(`${m.files.length} pages files, at most ${MAX_FILES}`);
@@ -133,10 +179,10 @@ export function encodeManifest(m: PageManifest): Buffer {
     const name = textBytes(f.name, 'pages file name', MAX_FILE_NAME_BYTES, true);
     if (names.has(f.name)) throw invalid(`pages file ${f.name} appears twice`);
     names.add(f.name);
-    checkRuns(f.name, f.runs);
+    checkRuns(f.name, f.runs, !paged);
     if ((f.locations !== undefined) !== withLocations) throw invalid('either every pages file has locations, or none');
     if (f.locations !== undefined) {
-      const storedPages = f.runs.reduce((n, r) => n + (r.kind === 'stored' ? r.count : 0), 0);
+      const storedPages = storedPagesOf(f.runs);
       if (f.locations.length !== storedPages * LOCATION_BYTES) {
         throw invalid(`file ${f.name} has ${f.locations.length} bytes of locations for ${storedPages} stored pages`);
       }
@@ -153,15 +199,23 @@ export function encodeManifest(m: PageManifest): Buffer {
       r.writeUInt8(run.kind === 'zero' ? RUN_ZERO : RUN_STORED, 0);
       r.writeUInt32LE(run.count, 1);
       parts.push(r);
-      if (run.kind === 'stored') parts.push(run.hashes);
+      if (!paged && run.kind === 'stored') parts.push((run as PageRun & { kind: 'stored' }).hashes);
     }
+  }
+  if (paged) {
+    const stored = m.files.reduce((n, f) => n + storedPagesOf(f.runs), 0);
+    const expected = Math.ceil(stored / NAMES_PER_PAGE);
+    if (m.namePages.length !== expected * HASH_BYTES) throw invalid(`${m.namePages.length} bytes of name-page names for ${stored} stored pages (${expected} name pages)`);
+    const count = Buffer.alloc(4);
+    count.writeUInt32LE(expected);
+    parts.push(count, m.namePages);
   }
   parts.push(...locationParts);
   let total = TRAILER_BYTES;
   for (const p of parts) total += p.length;
   MANIFEST_MAGIC.copy(header, 0);
   header.writeUInt16LE(MANIFEST_VERSION, OFF_VERSION);
-  header.writeUInt16LE(withLocations ? FLAG_LOCATIONS : 0, 10);
+  header.writeUInt16LE((withLocations ? FLAG_LOCATIONS : 0) | (paged ? FLAG_NAME_PAGES : 0), 10);
   header.writeBigUInt64LE(BigInt(total), OFF_TOTAL);
   header.writeUInt32LE(PAGE_SIZE, 20);
   header.writeUInt8(HASH_SHA256, 24);
@@ -280,7 +334,7 @@ function decodeLocationRuns(c: Cursor, name: string, storedPages: number): Buffe
 }
 
 /** Parse a manifest; throws ManifestError (and nothing else) for any damage. */
-export function decodeManifest(input: Buffer, source = 'page manifest'): PageManifest {
+export function decodeManifest(input: Buffer, source = 'page manifest'): StoredManifest {
   if (!Buffer.isBuffer(input)) throw fail('MANIFEST_CORRUPT', source, undefined, 'not a Buffer');
   const magicLen = Math.min(input.length, MANIFEST_MAGIC.length);
   if (!input.subarray(0, magicLen).equals(MANIFEST_MAGIC.subarray(0, magicLen))) {
@@ -307,7 +361,8 @@ export function decodeManifest(input: Buffer, source = 'page manifest'): PageMan
   // Checksummed: from here on, bad content means a buggy or hostile writer, still never trusted.
   const buf = Buffer.from(input.subarray(0, bodyEnd)); // names below are views into this copy
   const flags = buf.readUInt16LE(10);
-  if ((flags & ~FLAG_LOCATIONS) !== 0) throw fail('MANIFEST_UNSUPPORTED_VERSION', source, 10, `unknown flags 0x${flags.toString(16)}`);
+  if ((flags & ~(FLAG_LOCATIONS | FLAG_NAME_PAGES)) !== 0) throw fail('MANIFEST_UNSUPPORTED_VERSION', source, 10, `unknown flags 0x${flags.toString(16)}`);
+  const paged = (flags & FLAG_NAME_PAGES) !== 0;
   const pageSize = buf.readUInt32LE(20);
   if (pageSize !== PAGE_SIZE) throw fail('MANIFEST_UNSUPPORTED_VERSION', source, 20, `page size ${pageSize}; this host uses ${PAGE_SIZE}`);
   const hashAlgorithm = buf.readUInt8(24);
@@ -319,7 +374,7 @@ export function decodeManifest(input: Buffer, source = 'page manifest'): PageMan
   const fileCountAt = c.pos;
   const fileCount = c.u32('file count');
   if (fileCount > MAX_FILES) throw c.corrupt(`${fileCount} pages files, at most ${MAX_FILES}`, fileCountAt);
-  const files: ManifestPagesFile[] = [];
+  const files: Array<{ name: string; runs: RunShape[]; locations?: Buffer }> = [];
   const names = new Set<string>();
   for (let i = 0; i < fileCount; i++) {
     const nameAt = c.pos;
@@ -330,7 +385,7 @@ export function decodeManifest(input: Buffer, source = 'page manifest'): PageMan
     const pageCount = c.u32(`${name} page count`);
     const runCount = c.u32(`${name} run count`);
     if (runCount > c.remaining / 5) throw c.corrupt(`${name} claims ${runCount} runs, more than the bytes left can hold`);
-    const runs: PageRun[] = [];
+    const runs: RunShape[] = [];
     let sum = 0;
     for (let r = 0; r < runCount; r++) {
       const runAt = c.pos;
@@ -343,8 +398,12 @@ export function decodeManifest(input: Buffer, source = 'page manifest'): PageMan
         runs.push({ kind: 'zero', count });
       } else if (kind === RUN_STORED) {
         if (previous === 'stored') throw c.corrupt(`${name} has two stored runs in a row`, runAt);
-        if (count > c.remaining / HASH_BYTES) throw c.corrupt(`${name} run ${r} names ${count} pages, more than the bytes left`, runAt);
-        runs.push({ kind: 'stored', count, hashes: c.bytes(count * HASH_BYTES, `${name} run ${r} names`) });
+        if (paged) {
+          runs.push({ kind: 'stored', count });
+        } else {
+          if (count > c.remaining / HASH_BYTES) throw c.corrupt(`${name} run ${r} names ${count} pages, more than the bytes left`, runAt);
+          runs.push({ kind: 'stored', count, hashes: c.bytes(count * HASH_BYTES, `${name} run ${r} names`) } as RunShape);
+        }
       } else {
         throw c.corrupt(`${name} run ${r} has unknown kind ${kind}`, runAt);
       }
@@ -354,12 +413,20 @@ export function decodeManifest(input: Buffer, source = 'page manifest'): PageMan
     if (sum !== pageCount) throw c.corrupt(`${name} declares ${pageCount} pages but its runs hold ${sum}`, pageCountAt);
     files.push({ name, runs });
   }
+  let namePages: Buffer | undefined;
+  if (paged) {
+    const stored = files.reduce((n, f) => n + storedPagesOf(f.runs), 0);
+    const countAt = c.pos;
+    const count = c.u32('name page count');
+    if (count !== Math.ceil(stored / NAMES_PER_PAGE)) throw c.corrupt(`${count} name pages for ${stored} stored pages`, countAt);
+    namePages = c.bytes(count * HASH_BYTES, 'name-page names');
+  }
   if ((flags & FLAG_LOCATIONS) !== 0) {
     for (const [i, f] of files.entries()) {
-      const storedPages = f.runs.reduce((n, r) => n + (r.kind === 'stored' ? r.count : 0), 0);
-      files[i] = { ...f, locations: decodeLocationRuns(c, f.name, storedPages) };
+      files[i] = { ...f, locations: decodeLocationRuns(c, f.name, storedPagesOf(f.runs)) };
     }
   }
   if (c.remaining !== 0) throw c.corrupt(`${c.remaining} unexpected bytes before the trailer`);
-  return { storeId, checkpointId, files };
+  if (namePages !== undefined) return { storeId, checkpointId, files, namePages };
+  return { storeId, checkpointId, files: files as ManifestPagesFile[] };
 }

@@ -20,7 +20,7 @@ export interface StoredRun {
 
 export type PageRun = ZeroRun | StoredRun;
 
-export function runsPageCount(runs: readonly PageRun[]): number {
+export function runsPageCount(runs: ReadonlyArray<{ readonly count: number }>): number {
   let n = 0;
   for (const r of runs) n += r.count;
   return n;

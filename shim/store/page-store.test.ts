@@ -7,7 +7,8 @@ import { PACK_HEADER_SIZE } from './pack-header';
 import { hashPage } from './page-hash';
 import { PageRef, StoredPageRef, ZERO_PAGE_REF, storedPageRef } from './page-ref';
 import { PageRunsBuilder, pageRefsOf, runsOf } from './page-runs';
-import { LOCATION_BYTES } from './page-manifest';
+import { LOCATION_BYTES, PagedManifest } from './page-manifest';
+import { namePagesOf, pagedManifestOf, storedNamesOf } from './name-pages';
 import { PageHashPool, sharedPages } from './page-hash-pool';
 import { PageStore, PageStoreOptions } from './page-store';
 import {
@@ -380,6 +381,41 @@ describe('PageStore', () => {
     expect(packFiles()).toEqual(['0000000001.pack']);
   });
 
+  it('keeps a manifest\'s names in name pages: resolved and verified on read, shared by a checkpoint that changed little', async () => {
+    const store = open();
+    /** An ingest as the checkpoint archive does it: pages, then the name pages, one session. */
+    const ingestPaged = async (id: string, pages: Buffer): Promise<{ paged: PagedManifest; newPages: number }> => {
+      const session = await store.beginIngest({ checkpointId: id, containerId: 'c', namespace: 'n' });
+      const runs = runsOf(session.addPages(pages));
+      const m = { storeId: store.storeId, checkpointId: id, files: [{ name: 'pages-1.img', runs }] };
+      const before = session.newPageCount;
+      const namePageNames = Buffer.concat(session.addPages(namePagesOf(storedNamesOf(m))).map((r) => (r as StoredPageRef).hash));
+      const newPages = session.newPageCount - before;
+      await session.commit();
+      return { paged: pagedManifestOf(m, namePageNames), newPages };
+    };
+    const pages = randomPages(1000);
+    const first = await ingestPaged('first', pages);
+    expect(first.paged.namePages.length / 32).toBe(8); // 1000 names, 128 a page
+    expect(first.newPages).toBe(8);
+    const resolved = store.resolveManifest(first.paged);
+    expect(store.readManifestPages(resolved, 'pages-1.img').equals(pages)).toBe(true);
+    // One page changed: one name page is new, the other seven are shared.
+    const changed = Buffer.from(pages);
+    randomPages(1).copy(changed, 500 * PAGE_SIZE);
+    const second = await ingestPaged('second', changed);
+    expect(second.newPages).toBe(1);
+    expect(store.readManifestPages(store.resolveManifest(second.paged), 'pages-1.img').equals(changed)).toBe(true);
+    expect(() => store.resolveManifest({ ...second.paged, storeId: 'ff'.repeat(16) })).toThrow(WrongStoreError);
+    // A damaged name page fails the read, naming the checkpoint.
+    const place = store.locatePage(first.paged.namePages.subarray(0, 32))!;
+    const fd = fs.openSync(place.file, 'r+');
+    fs.writeSync(fd, Buffer.from([0x55]), 0, 1, place.offset + 7);
+    fs.closeSync(fd);
+    expect(() => store.resolveManifest(first.paged)).toThrow(PageCorruptError);
+    expect(() => store.resolveManifest(first.paged)).toThrow(/checkpoint first/);
+  });
+
   it('restores a checkpoint from its manifest', async () => {
     const store = open();
     const pages = Buffer.concat([randomPages(10), Buffer.alloc(3 * PAGE_SIZE), randomPages(2)]);
@@ -390,7 +426,7 @@ describe('PageStore', () => {
     const dir = path.join(root, 'checkpoint-dir');
     fs.mkdirSync(dir);
     const file = await writeManifestFile(dir, { storeId: store.storeId, checkpointId: 'm', files: [{ name: 'pages-1.img', runs: runs.build() }] });
-    const manifest = await readManifestFile(file);
+    const manifest = store.resolveManifest(await readManifestFile(file));
     expect(manifest.storeId).toBe(store.storeId);
     expect(store.readManifestPages(manifest, 'pages-1.img').equals(pages)).toBe(true);
     expect(store.readPages([...pageRefsOf(manifest.files[0].runs)], { checkpointId: manifest.checkpointId }).equals(pages)).toBe(true);

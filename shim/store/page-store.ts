@@ -24,8 +24,9 @@ import { CheckpointRecord, PackPin, PageIndex } from './page-index';
 import type { HashPriority, PageHashPool } from './page-hash-pool';
 import { OutputSegment, PageReader } from './page-reader';
 import { PendingIngestError, decodePendingIngest, listPendingIngests, pendingFile } from './pending-ingest';
-import { LOCATION_BYTES, PageManifest } from './page-manifest';
-import { PageRef } from './page-ref';
+import { LOCATION_BYTES, PageManifest, StoredManifest, isPagedManifest } from './page-manifest';
+import { HASH_BYTES, PageRef, storedPageRef } from './page-ref';
+import { withNamesFromPages } from './name-pages';
 import { PageRange, pageRefsOf, selectPages } from './page-runs';
 import { GcOptions, GcReport, collectGarbage } from './store-gc';
 import {
@@ -251,6 +252,20 @@ export class PageStore {
   readPages(refs: readonly PageRef[], ctx: PageErrorContext = {}): Buffer {
     this.requireOpen();
     return this.pageReader.readPages(refs, ctx);
+  }
+
+  /**
+   * The manifest with every stored page's name: a paged manifest's name pages are read from
+   * the store and verified (errors name the checkpoint). Throws WrongStoreError if it
+   * belongs to another store.
+   */
+  resolveManifest(manifest: StoredManifest): PageManifest {
+    this.requireOpen();
+    if (manifest.storeId !== this.storeId) throw new WrongStoreError(manifest.checkpointId, manifest.storeId, this.storeId, this.root);
+    if (!isPagedManifest(manifest)) return manifest;
+    const refs: PageRef[] = [];
+    for (let at = 0; at < manifest.namePages.length; at += HASH_BYTES) refs.push(storedPageRef(manifest.namePages.subarray(at, at + HASH_BYTES)));
+    return withNamesFromPages(manifest, this.readPages(refs, { checkpointId: manifest.checkpointId }));
   }
 
   /**

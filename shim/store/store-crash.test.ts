@@ -60,7 +60,7 @@ async function checkManifests(store: PageStore, manifests: string): Promise<numb
   for (const id of fs.readdirSync(manifests)) {
     const file = path.join(manifests, id, PAGE_MANIFEST_FILE);
     if (!fs.existsSync(file)) continue;
-    const m = await readManifestFile(file);
+    const m = store.resolveManifest(await readManifestFile(file));
     expect(m.storeId).toBe(store.storeId);
     const record = store.getCheckpoint(m.checkpointId);
     expect(runsPageCount(m.files[0].runs)).toBe(record.pageCount);
@@ -160,7 +160,7 @@ describe('page store crash safety', () => {
       expect((await store.verify()).ok).toBe(true);
       expect(store.stats().pages).toBe(shared + 2 * (pages - shared));
       for (const { id } of children) {
-        const m = await readManifestFile(path.join(manifests, id, PAGE_MANIFEST_FILE));
+        const m = store.resolveManifest(await readManifestFile(path.join(manifests, id, PAGE_MANIFEST_FILE)));
         const expected = Buffer.concat([...Array(pages).keys()].map((n) => (n < shared ? testPage('shared', n) : testPage(`seed-${id}`, n))));
         expect(store.readPages([...pageRefsOf(m.files[0].runs)], { checkpointId: id }).equals(expected)).toBe(true);
         expect(store.getCheckpoint(id).pageCount).toBe(pages);
