@@ -134,15 +134,23 @@ function log(message: string): void {
 // The apps
 
 /** node-heap: the Node.js app with all its data in V8's heap (see NODE_HEAP_APP). */
-type AppKind = 'node' | 'node-heap' | 'jvm';
+type AppKind = 'node' | 'node-heap' | 'node-tiny' | 'jvm';
+
+/**
+ * The same Node.js app holding ~8 MB of data (its heap-building loop runs a few rounds, so
+ * requests find data): what a restore costs with almost no memory to
+ * bring back (containerd, runc, CRIU, Node's own ~40 MB), the floor under any gain on memory.
+ */
+const TINY_HEAP_MB = 8;
 
 const IMAGES: Record<AppKind, string> = {
   node: 'docker.io/library/share-node:latest',
   'node-heap': 'docker.io/library/share-node-heap:latest',
+  'node-tiny': 'docker.io/library/share-node-tiny:latest',
   jvm: 'docker.io/library/share-jvm:latest',
 };
 
-const APP_TITLES: Record<AppKind, string> = { node: 'Node.js', 'node-heap': 'Node.js, V8 heap only', jvm: 'JVM' };
+const APP_TITLES: Record<AppKind, string> = { node: 'Node.js', 'node-heap': 'Node.js, V8 heap only', 'node-tiny': `Node.js, ${TINY_HEAP_MB} MB of data (the floor)`, jvm: 'JVM' };
 
 /** One request: 2000 random reads of records, texts and Float64Arrays (plain arrays in NODE_HEAP_APP) of the heap app's data. */
 const NODE_LOOKUP =
@@ -207,17 +215,18 @@ ${javaRequestServer(SOCKET)}
 
 const NODE_COMMAND: readonly string[] = ['/usr/bin/node', '--expose-gc', '/app/app.js'];
 
-async function buildNodeImage(app: 'node' | 'node-heap', source: string, workDir: string): Promise<void> {
+async function buildNodeImage(app: 'node' | 'node-heap' | 'node-tiny', source: string, workDir: string, heapMb = PLAN.heapMb): Promise<void> {
   const node = await nodeImageBuilder(IMAGES[app]);
   node.builder.addContent('/app/app.js', source);
   node.builder.setCmd([...NODE_COMMAND]);
-  node.builder.setEnv(['PATH=/usr/bin:/bin', `BC_HEAP_MB=${PLAN.heapMb}`]);
+  node.builder.setEnv(['PATH=/usr/bin:/bin', `BC_HEAP_MB=${heapMb}`]);
   await node.builder.build(path.join(workDir, `${app}.tar`));
 }
 
 async function buildImages(workDir: string): Promise<void> {
   await buildNodeImage('node', NODE_APP, workDir);
   await buildNodeImage('node-heap', NODE_HEAP_APP, workDir);
+  await buildNodeImage('node-tiny', NODE_APP, workDir, TINY_HEAP_MB);
   if (PLAN.jvm) await buildJavaAppImage(IMAGES.jvm, 'SharingApp', JVM_APP, JVM_OPTIONS, workDir, path.join(workDir, 'jvm.tar'));
 }
 
@@ -919,8 +928,9 @@ function batchKinds(): BatchKind[] {
   const node: BatchKind[] = PLAN.batchSizes.map((n) => (n === PLAN.focusN ? FOCUS_KIND : { ...FOCUS_KIND, n, steadyMs: undefined }));
   node.push({ ...FOCUS_KIND, cache: 'cold', steadyMs: undefined }, CONCURRENT_KIND);
   const heapOnly: BatchKind = { ...FOCUS_KIND, app: 'node-heap', steadyMs: undefined };
+  const tiny: BatchKind = { ...FOCUS_KIND, app: 'node-tiny', steadyMs: undefined };
   const jvm: BatchKind = { ...FOCUS_KIND, app: 'jvm', steadyMs: undefined };
-  return PLAN.jvm ? [...node, heapOnly, jvm, { ...jvm, pageshareGc: 'jvm' }] : [...node, heapOnly];
+  return PLAN.jvm ? [...node, heapOnly, tiny, jvm, { ...jvm, pageshareGc: 'jvm' }] : [...node, heapOnly, tiny];
 }
 
 /** What the page-cache dir holds at the end: each file's size and allocated bytes. */
@@ -1046,6 +1056,7 @@ async function runBenchmark(): Promise<BenchReport> {
         apps: {
           node: { image: IMAGES.node, command: NODE_COMMAND, heapMb: PLAN.heapMb, source: NODE_APP },
           'node-heap': { image: IMAGES['node-heap'], command: NODE_COMMAND, heapMb: PLAN.heapMb, source: NODE_HEAP_APP },
+          'node-tiny': { image: IMAGES['node-tiny'], command: NODE_COMMAND, heapMb: TINY_HEAP_MB, source: NODE_APP },
           jvm: PLAN.jvm ? { image: IMAGES.jvm, options: JVM_OPTIONS, heapMb: JVM_HEAP_MB, source: JVM_APP } : undefined,
         },
         units: { time: 'ms', memory: 'bytes (table: MiB)' },
