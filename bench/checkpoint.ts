@@ -636,6 +636,27 @@ interface SeriesResult {
   missingBlobs: string[];
   /** The first image of the series restored at the end. */
   restoreOfFirst: RestoreSample | { error: string } | undefined;
+  /** pageshare: each image of the series restored once in map mode, one after another. */
+  mapRestores?: MapRestoreStep[];
+}
+
+interface MapRestoreStep {
+  index: number;
+  ms: number;
+  /** Lines of the restored process's /proc/PID/maps that map a page-cache file. */
+  mappings: number;
+  /** The page-cache files so far ($PAGESHARE_ROOT/page-cache). */
+  pageCache: DiskBytes;
+  /** The whole store root, page-cache files included. */
+  store: DiskBytes;
+}
+
+/** Mappings of page-cache files in a process (what map mode gives a restored process). */
+function pageCacheMappings(pid: number): number {
+  return fs
+    .readFileSync(`/proc/${pid}/maps`, 'utf8')
+    .split('\n')
+    .filter((l) => l.includes('/.pageshare-pages/')).length;
 }
 
 interface RuntimeResult {
@@ -781,6 +802,34 @@ async function runBenchmark(): Promise<BenchReport> {
         notes.push(`${def.key}: restoring the first series image failed: ${series.restoreOfFirst.error}`);
       }
       await lab.removeContainers([id]).catch(() => undefined);
+    }
+    // Every series image restored once more by pageshare (map mode: the app is Node.js), one
+    // after another: how page-cache files and mappings grow with the checkpoints.
+    const ourSeries = results.pageshare.series;
+    if (ourSeries !== undefined) {
+      const mapped: MapRestoreStep[] = [];
+      for (const [index, step] of steps.pageshare.entries()) {
+        const id = lab.id(`series-pageshare-${index}-mapped`);
+        try {
+          const r = await lab.restore(ours, id, step.ref);
+          mapped.push({ index, ms: r.ms, mappings: pageCacheMappings(r.pid), pageCache: await du(path.join(storeRoot, 'page-cache')), store: await du(storeRoot) });
+        } catch (err) {
+          notes.push(`pageshare: map-mode restore of series image ${index} failed: ${err instanceof Error ? err.message : String(err)}`);
+          break;
+        } finally {
+          await lab.removeContainers([id]).catch(() => undefined);
+        }
+      }
+      ourSeries.mapRestores = mapped;
+      if (mapped.length > 0) {
+        const firstStep = mapped[0] as MapRestoreStep;
+        const lastStep = mapped[mapped.length - 1] as MapRestoreStep;
+        notes.push(
+          `pageshare: the ${mapped.length} series images each restored once in map mode: ${mapped.map((m) => m.mappings).join(', ')} page-cache mappings per restored process; ` +
+            `page-cache files ${fmt(firstStep.pageCache.real / MiB, 1)} MiB after the 1st, ${fmt(lastStep.pageCache.real / MiB, 1)} MiB after the last (one file per checkpoint, not deduplicated); ` +
+            `store root with them ${fmt(lastStep.store.real / MiB, 1)} MiB`,
+        );
+      }
     }
     shimLog = pageshareServerLog(containerd.address, NAMESPACE);
     for (const def of RUNTIMES) {

@@ -79,6 +79,8 @@ const PAGE_CACHE_LOCK_TIMEOUT_MS = 60_000;
 interface PageCacheFileJob {
   /** Whether this restore's call wrote it (rather than finding it sealed or being written). */
   readonly wrote: boolean;
+  /** Sealed already when this restore looked: nothing to wait for. */
+  readonly sealed: boolean;
   /** Settles once the file is under its name (CRIU may open it). */
   readonly placed: Promise<void>;
   /** Settles once the file is complete, verified and sealed. */
@@ -260,9 +262,14 @@ export class PageStoreArchive implements CheckpointArchive {
     const fileJob = file as PageCacheFileJob;
     const summary = (fileState: string): string =>
       `checkpoint ${manifest.checkpointId} for ${containerId}: map mode, ${result.mappings} mappings of ${name} (${result.mappedPages} pages, file ${fileState}), ${result.keptPages} pages rebuilt`;
+    if (fileJob.sealed) {
+      store.close();
+      log.info(`${summary('reused')}, in ${Date.now() - started} ms (${laps.join(', ')})`);
+      return { imagePath: imageDir };
+    }
     const beforeResume = fileJob.complete.finally(() => store.close());
     beforeResume.then(
-      () => log.info(`${summary(fileJob.wrote ? 'written' : 'reused')}, in ${Date.now() - started} ms (${laps.join(', ')}, file ready ${Date.now() - lapStart} ms later)`),
+      () => log.info(`${summary(fileJob.wrote ? 'written' : 'written by another restore')}, in ${Date.now() - started} ms (${laps.join(', ')}, file ready ${Date.now() - lapStart} ms later)`),
       () => undefined, // the restore fails with it
     );
     return { imagePath: imageDir, beforeResume };
@@ -278,8 +285,8 @@ export class PageStoreArchive implements CheckpointArchive {
    */
   private ensurePageCacheFile(store: PageStore, manifest: PageManifest, plan: ImagesMapPlan, hostPath: string): Promise<PageCacheFileJob> {
     const pending = this.writing.get(hostPath);
-    if (pending !== undefined) return pending.placed.then(() => ({ wrote: false, placed: pending.placed, complete: pending.complete }));
-    if (isSealedPageCacheFile(hostPath, plan)) return Promise.resolve({ wrote: false, placed: Promise.resolve(), complete: Promise.resolve() });
+    if (pending !== undefined) return pending.placed.then(() => ({ wrote: false, sealed: false, placed: pending.placed, complete: pending.complete }));
+    if (isSealedPageCacheFile(hostPath, plan)) return Promise.resolve({ wrote: false, sealed: true, placed: Promise.resolve(), complete: Promise.resolve() });
     let placedResolve!: () => void;
     let placedReject!: (err: unknown) => void;
     const placed = new Promise<void>((resolve, reject) => {
@@ -313,7 +320,7 @@ export class PageStoreArchive implements CheckpointArchive {
     })();
     complete.catch(() => undefined); // awaited by the restores; this only marks it handled meanwhile
     placed.catch(() => undefined);
-    const job: PageCacheFileJob = { wrote: true, placed, complete };
+    const job: PageCacheFileJob = { wrote: true, sealed: false, placed, complete };
     this.writing.set(hostPath, job);
     void complete.catch(() => undefined).finally(() => this.writing.delete(hostPath));
     return placed.then(() => job);

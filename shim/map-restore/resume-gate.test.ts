@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { OciSpec } from '../spec/oci-spec';
-import { CRIU_CONFIG_ANNOTATION, ResumeGate, installResumeGate } from './resume-gate';
+import { CRIU_CONFIG_ANNOTATION, ResumeGate, armResumeGate, installResumeGate } from './resume-gate';
 
 let work: string;
 beforeEach(() => {
@@ -42,7 +42,22 @@ it("points runc's CRIU config at a bundle file that keeps the annotated config a
   const again: OciSpec = { ociVersion: '1.0.2', annotations: { [CRIU_CONFIG_ANNOTATION]: config } };
   installResumeGate(work, again);
   expect(again.annotations![CRIU_CONFIG_ANNOTATION]).toBe(config);
-  expect(fs.readFileSync(config, 'utf8').match(/action-script/g)).toHaveLength(1);
+  expect(fs.readFileSync(config, 'utf8').match(/^action-script /gm)).toHaveLength(1);
+});
+
+it('is armed only for a restore that waits: the script line comes and goes, the rest stays', () => {
+  const theirs = path.join(work, 'theirs.conf');
+  fs.writeFileSync(theirs, 'tcp-established\n');
+  const { config, script } = installed({ [CRIU_CONFIG_ANNOTATION]: theirs });
+  const scriptLines = (): string[] => fs.readFileSync(config, 'utf8').split('\n').filter((l) => l.startsWith('action-script'));
+  armResumeGate(work, false);
+  expect(scriptLines()).toEqual([]);
+  expect(fs.readFileSync(config, 'utf8')).toMatch(/^tcp-established\n/);
+  armResumeGate(work, false);
+  armResumeGate(work, true);
+  armResumeGate(work, true);
+  expect(scriptLines()).toEqual([`action-script ${script}`]);
+  expect(fs.readFileSync(config, 'utf8')).toMatch(/^tcp-established\n/);
 });
 
 it('an empty annotation (no config file for runc) gets only the script', () => {

@@ -66,9 +66,24 @@ export function installResumeGate(bundle: string, spec: OciSpec): void {
   }
   fs.writeFileSync(scriptPath, SCRIPT, { mode: 0o755 });
   const origin = inherited === '' ? 'none' : inherited;
-  const ours = `# pageshare: holds restored tasks until their mapped pages are verified (config before this: ${origin})\naction-script ${scriptPath}\n`;
+  // armResumeGate() takes the action-script line out for a restore with nothing to wait for.
+  const ours = `# pageshare: the action-script line holds restored tasks until their mapped pages are verified (config before this: ${origin})\naction-script ${scriptPath}\n`;
   fs.writeFileSync(configPath, base === '' || base.endsWith('\n') ? base + ours : `${base}\n${ours}`);
   annotations[CRIU_CONFIG_ANNOTATION] = configPath;
+}
+
+/**
+ * Whether CRIU runs the gate script for this bundle's next restore: off when nothing is to
+ * be waited for (a sealed page-cache file), which spares CRIU a shell per stage.
+ */
+export function armResumeGate(bundle: string, on: boolean): void {
+  const configPath = path.join(bundle, CONFIG_FILE);
+  const scriptLine = `action-script ${path.join(bundle, SCRIPT_FILE)}`;
+  const lines = fs.readFileSync(configPath, 'utf8').split('\n');
+  const ours = lines.findIndex((l) => l === scriptLine);
+  if (on === (ours >= 0)) return;
+  if (on) fs.writeFileSync(configPath, `${lines.join('\n').replace(/\n*$/, '\n')}${scriptLine}\n`);
+  else fs.writeFileSync(configPath, lines.filter((_, i) => i !== ours).join('\n'));
 }
 
 /** One restore's gate: open it before runc starts, release it once the pages are verified. */

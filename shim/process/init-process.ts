@@ -10,7 +10,7 @@ import { removeInBackground } from '../checkpoint/scratch-dir';
 import type { IoContext, StdioPaths } from '../io/process-io';
 import { KsmBurst } from '../ksm/ksm-burst';
 import { writeHeapRanges, type HeapRange } from '../map-restore/heap-ranges';
-import { ResumeGate } from '../map-restore/resume-gate';
+import { ResumeGate, armResumeGate } from '../map-restore/resume-gate';
 import { collectWhenQuiet } from '../memory/idle-collection';
 import type { KsmSettings } from '../ksm/ksm-spec';
 import { errorMessage, log } from '../log/logger';
@@ -100,6 +100,7 @@ export class InitProcess extends ShimProcess {
       let gate: ResumeGate | undefined;
       try {
         const { imagePath, beforeResume } = await (this.loading ?? source.archive.load(source.checkpointDir, source.scratchDir, this.archiveContext));
+        if (source.resumeGate === true) armResumeGate(this.bundle, beforeResume !== undefined);
         if (beforeResume !== undefined) {
           if (source.resumeGate === true) {
             // runc starts now; CRIU holds the restored tasks until the pages they map are in.
