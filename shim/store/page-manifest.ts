@@ -63,10 +63,17 @@ const OFF_TOTAL = 12;
 /** The smallest well-formed manifest: header, a 1-byte id, no files, trailer. */
 const MIN_BYTES = HEADER_BYTES + 2 + 1 + 4 + TRAILER_BYTES;
 
-export interface ManifestPagesFile {
+/** A run without its names. */
+export interface RunShape {
+  readonly kind: PageRun['kind'];
+  readonly count: number;
+}
+
+/** One pages file of a manifest, its runs with names (PageRun) or without (RunShape). */
+export interface ManifestFileOf<Run extends RunShape> {
   /** The CRIU pages file this stands for, e.g. "pages-1.img". */
   readonly name: string;
-  readonly runs: readonly PageRun[];
+  readonly runs: readonly Run[];
   /**
    * Where each stored page was at ingest (LOCATION_BYTES per stored page, in order: pack id
    * u32, page number u32), or absent. All files of a manifest have them, or none.
@@ -74,34 +81,24 @@ export interface ManifestPagesFile {
   readonly locations?: Buffer;
 }
 
-export interface PageManifest {
+export type ManifestPagesFile = ManifestFileOf<PageRun>;
+export type PagedManifestFile = ManifestFileOf<RunShape>;
+
+interface ManifestOf<File> {
   /** The store that holds the pages (hex, 32 characters). */
   readonly storeId: string;
   readonly checkpointId: string;
-  readonly files: readonly ManifestPagesFile[];
+  readonly files: readonly File[];
 }
 
-/** A run without its names. */
-export interface RunShape {
-  readonly kind: PageRun['kind'];
-  readonly count: number;
-}
-
-export interface PagedManifestFile {
-  readonly name: string;
-  readonly runs: readonly RunShape[];
-  readonly locations?: Buffer;
-}
+export type PageManifest = ManifestOf<ManifestPagesFile>;
 
 /**
  * A manifest whose stored names live in store pages (deduplicated like any page, so a
  * checkpoint that differs little from an earlier one adds few of them): `namePages` names
  * those pages, HASH_BYTES each. name-pages.ts makes and resolves it.
  */
-export interface PagedManifest {
-  readonly storeId: string;
-  readonly checkpointId: string;
-  readonly files: readonly PagedManifestFile[];
+export interface PagedManifest extends ManifestOf<PagedManifestFile> {
   readonly namePages: Buffer;
 }
 
