@@ -70,10 +70,16 @@ async function ingestPagesFile(session: IngestSession, pagemap: PagemapFile, poo
   return runs.build();
 }
 
-/** In each domain dir: held by the process writing a page-cache file there. */
-const PAGE_CACHE_WRITER_LOCK = '.writer.lock';
-/** A writer takes well under a second per 200 MiB here; a minute means something is stuck. */
-const PAGE_CACHE_LOCK_TIMEOUT_MS = 60_000;
+/**
+ * Held by the process writing a page-cache file of a domain: `locks/page-cache-<domain>.lock`
+ * in the store, never in the domain dir itself (containers read that dir, and could hold a
+ * lock there). One per domain: writers of one domain take turns.
+ */
+function pageCacheWriterLock(storeRoot: string, domainDir: string): string {
+  return path.join(storeRoot, 'locks', `page-cache-${path.basename(domainDir)}.lock`);
+}
+/** Writers of other checkpoints of the domain go first; each takes ~0.5 s per 200 MiB here. */
+const PAGE_CACHE_LOCK_TIMEOUT_MS = 10 * 60_000;
 
 /** A page-cache file as a restore sees it. */
 interface PageCacheFileJob {
@@ -123,12 +129,7 @@ export class PageStoreArchive implements CheckpointArchive {
         }
         // The names go to the store too, as pages (name-pages.ts): unchanged ones are shared.
         const manifest = { storeId: store.storeId, checkpointId: session.checkpointId, files };
-        const namePageNames = Buffer.concat(
-          session.addPages(namePagesOf(storedNamesOf(manifest))).map((ref) => {
-            if (ref.kind !== 'stored') throw new Error('a name page of zeros'); // names are never all zero
-            return ref.hash;
-          }),
-        );
+        const namePageNames = session.addDescriptionPages(namePagesOf(storedNamesOf(manifest)));
         session.takeLocations(); // a restore looks name pages up by name
         paged = pagedManifestOf(manifest, namePageNames);
         await session.makeDurable();
@@ -285,8 +286,10 @@ export class PageStoreArchive implements CheckpointArchive {
    */
   private ensurePageCacheFile(store: PageStore, manifest: PageManifest, plan: ImagesMapPlan, hostPath: string): Promise<PageCacheFileJob> {
     const pending = this.writing.get(hostPath);
-    if (pending !== undefined) return pending.placed.then(() => ({ wrote: false, sealed: false, placed: pending.placed, complete: pending.complete }));
+    if (pending !== undefined) return pending.placed.then(() => ({ wrote: false, sealed: pending.sealed, placed: pending.placed, complete: pending.complete }));
     if (isSealedPageCacheFile(hostPath, plan)) return Promise.resolve({ wrote: false, sealed: true, placed: Promise.resolve(), complete: Promise.resolve() });
+    // Settled once the lock is held: whether the file was sealed by then (another process wrote it).
+    let sealedMeanwhile = false;
     let placedResolve!: () => void;
     let placedReject!: (err: unknown) => void;
     const placed = new Promise<void>((resolve, reject) => {
@@ -294,10 +297,13 @@ export class PageStoreArchive implements CheckpointArchive {
       placedReject = reject;
     });
     const complete = (async () => {
-      const lock = await FileLock.acquire(path.join(path.dirname(hostPath), PAGE_CACHE_WRITER_LOCK), { exclusive: true, timeoutMs: PAGE_CACHE_LOCK_TIMEOUT_MS, holder: `pid ${process.pid}` });
+      const lockFile = pageCacheWriterLock(this.root(), path.dirname(hostPath));
+      fs.mkdirSync(path.dirname(lockFile), { recursive: true });
+      const lock = await FileLock.acquire(lockFile, { exclusive: true, timeoutMs: PAGE_CACHE_LOCK_TIMEOUT_MS, holder: `pid ${process.pid}` });
       try {
         // Another process may have written it meanwhile.
         if (isSealedPageCacheFile(hostPath, plan)) {
+          sealedMeanwhile = true;
           placedResolve();
           return;
         }
@@ -320,10 +326,19 @@ export class PageStoreArchive implements CheckpointArchive {
     })();
     complete.catch(() => undefined); // awaited by the restores; this only marks it handled meanwhile
     placed.catch(() => undefined);
-    const job: PageCacheFileJob = { wrote: true, sealed: false, placed, complete };
-    this.writing.set(hostPath, job);
+    const writing: PageCacheFileJob = {
+      get wrote() {
+        return !sealedMeanwhile;
+      },
+      get sealed() {
+        return sealedMeanwhile;
+      },
+      placed,
+      complete,
+    };
+    this.writing.set(hostPath, writing);
     void complete.catch(() => undefined).finally(() => this.writing.delete(hostPath));
-    return placed.then(() => job);
+    return placed.then(() => writing);
   }
 
   private async rebuildPages(stored: StoredManifest, imageDir: string): Promise<string> {

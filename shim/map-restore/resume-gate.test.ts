@@ -71,18 +71,25 @@ it('the script passes every stage but post-restore, and any restore without a ga
     await expect(runScript(script, { CRTOOLS_SCRIPT_ACTION: action, PAGESHARE_RESUME_GATE: '/nonexistent' })).resolves.toBe(0);
   }
   await expect(runScript(script, { CRTOOLS_SCRIPT_ACTION: 'post-restore' })).resolves.toBe(0);
+  // Only post-restore acknowledges.
+  const gate = ResumeGate.open(path.join(work, 'other.ack'));
+  await expect(runScript(script, { CRTOOLS_SCRIPT_ACTION: 'pre-resume', ...gate.env })).resolves.toBe(0);
+  expect(gate.held).toBe(false);
+  gate.close();
 });
 
 it('at post-restore the script waits for the verdict: go passes, stop or a closed gate abort', async () => {
   const { script } = installed();
   const post = { CRTOOLS_SCRIPT_ACTION: 'post-restore' };
 
-  const go = ResumeGate.open();
+  const go = ResumeGate.open(path.join(work, 'go.ack'));
+  expect(go.held).toBe(false);
   const waiting = runScript(script, { ...post, ...go.env });
   let settled = false;
   void waiting.then(() => (settled = true));
   await new Promise((resolve) => setTimeout(resolve, 300));
   expect(settled).toBe(false); // held until the verdict
+  expect(go.held).toBe(true); // and it says so
   go.release(true);
   await expect(waiting).resolves.toBe(0);
   // CRIU runs the script more than once per stage: every run gets the verdict.
@@ -90,13 +97,13 @@ it('at post-restore the script waits for the verdict: go passes, stop or a close
   expect(go.released).toBe(true);
   go.close();
 
-  const stop = ResumeGate.open();
+  const stop = ResumeGate.open(path.join(work, 'stop.ack'));
   stop.release(false); // before the script even looks
   await expect(runScript(script, { ...post, ...stop.env })).resolves.not.toBe(0);
   stop.close();
 
   // The shim went away without a verdict: the write end closes, the script reads nothing.
-  const dropped = ResumeGate.open();
+  const dropped = ResumeGate.open(path.join(work, 'dropped.ack'));
   const env = dropped.env;
   const aborted = runScript(script, { ...post, ...env });
   await new Promise((resolve) => setTimeout(resolve, 100));

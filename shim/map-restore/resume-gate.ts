@@ -25,6 +25,8 @@ export const CRIU_CONFIG_ANNOTATION = 'org.criu.config';
 const RUNC_DEFAULT_CRIU_CONFIG = '/etc/criu/runc.conf';
 /** In runc's environment for a gated restore: the path CRIU's script reads the verdict from. */
 export const RESUME_GATE_ENV = 'PAGESHARE_RESUME_GATE';
+/** And a file the script creates before it waits: proof that CRIU ran it at post-restore. */
+export const RESUME_GATE_ACK_ENV = 'PAGESHARE_RESUME_GATE_ACK';
 
 /** Runs of the script one verdict answers (more than CRIU makes; the rest is never read). */
 const VERDICT_LINES = 32;
@@ -37,6 +39,7 @@ const SCRIPT = `#!/bin/sh
 # waits for the shim's verdict on the pages they map: anything but "go" aborts the restore.
 [ "$CRTOOLS_SCRIPT_ACTION" = post-restore ] || exit 0
 [ -n "$${RESUME_GATE_ENV}" ] || exit 0
+[ -z "$${RESUME_GATE_ACK_ENV}" ] || : > "$${RESUME_GATE_ACK_ENV}" || exit 1
 read -r verdict < "$${RESUME_GATE_ENV}" || exit 1
 [ "$verdict" = go ]
 `;
@@ -93,16 +96,24 @@ export class ResumeGate {
   private constructor(
     private readonly readFd: number,
     private writeFd: number | undefined,
+    private readonly ackFile: string,
   ) {}
 
-  static open(): ResumeGate {
+  /** `ackFile`: a path of the host, absent now, that the script creates (in a private dir). */
+  static open(ackFile: string): ResumeGate {
+    fs.rmSync(ackFile, { force: true });
     const [readFd, writeFd] = pipe2();
-    return new ResumeGate(readFd, writeFd);
+    return new ResumeGate(readFd, writeFd, ackFile);
   }
 
   /** For runc's environment. */
   get env(): Record<string, string> {
-    return { [RESUME_GATE_ENV]: `/proc/${process.pid}/fd/${this.readFd}` };
+    return { [RESUME_GATE_ENV]: `/proc/${process.pid}/fd/${this.readFd}`, [RESUME_GATE_ACK_ENV]: this.ackFile };
+  }
+
+  /** Whether CRIU ran the script at post-restore (it then waited for the verdict). */
+  get held(): boolean {
+    return fs.existsSync(this.ackFile);
   }
 
   /** Whether release() was called (go or stop). */

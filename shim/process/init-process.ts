@@ -101,13 +101,18 @@ export class InitProcess extends ShimProcess {
       try {
         const { imagePath, beforeResume } = await (this.loading ?? source.archive.load(source.checkpointDir, source.scratchDir, this.archiveContext));
         if (source.resumeGate === true) armResumeGate(this.bundle, beforeResume !== undefined);
+        // Whether the pages have failed already (a gate that said "stop" is why CRIU aborted).
+        let pagesFailure: Error | undefined;
         if (beforeResume !== undefined) {
           if (source.resumeGate === true) {
             // runc starts now; CRIU holds the restored tasks until the pages they map are in.
-            const opened = (gate = ResumeGate.open());
+            const opened = (gate = ResumeGate.open(path.join(source.scratchDir, 'resume-gate.ack')));
             beforeResume.then(
               () => opened.release(true),
-              () => opened.release(false),
+              (err: unknown) => {
+                pagesFailure = err as Error;
+                opened.release(false);
+              },
             );
           } else {
             await beforeResume;
@@ -125,12 +130,13 @@ export class InitProcess extends ShimProcess {
             mergeMemory: source.ksm !== undefined,
             ...(gate ? { env: gate.env } : {}),
           }).then(
-            () => this.checkGateHeld(gate, beforeResume),
-            async (err: unknown) => {
-              // Pages that failed verification are why CRIU aborted: say that, named.
-              const pagesFailure = await beforeResume?.then(() => undefined, (e: unknown) => e as Error);
-              if (pagesFailure !== undefined) throw new RuntimeError(`restore of ${this.containerId} from ${source.checkpointDir} failed before its processes resumed: ${pagesFailure.message}`);
-              throw new RuntimeError(`restore of ${this.containerId} from ${source.checkpointDir} failed: ${(err as Error).message}\n${criuFailureDetails(workPath, 'restore.log', this.bundle)}`);
+            () => this.checkGateHeld(gate),
+            (err: unknown) => {
+              const criu = `${(err as Error).message}\n${criuFailureDetails(workPath, 'restore.log', this.bundle)}`;
+              if (pagesFailure !== undefined) {
+                throw new RuntimeError(`restore of ${this.containerId} from ${source.checkpointDir} failed before its processes resumed: ${pagesFailure.message}\n(runc: ${criu})`);
+              }
+              throw new RuntimeError(`restore of ${this.containerId} from ${source.checkpointDir} failed: ${criu}`);
             },
           ),
         );
@@ -150,20 +156,16 @@ export class InitProcess extends ShimProcess {
   }
 
   /**
-   * After runc restore returned: the gate must have held the tasks until beforeResume
-   * resolved. A CRIU that skipped the script let them run early; if the pages then turn out
-   * bad, the container is removed and the restore fails.
+   * After runc restore succeeded with a gate: CRIU must have run the script, which then read
+   * "go" (anything else would have failed the restore). A CRIU that skipped it may have let
+   * the tasks run on pages not yet verified: the container is removed and the restore fails.
    */
-  private async checkGateHeld(gate: ResumeGate | undefined, beforeResume: Promise<void> | undefined): Promise<void> {
-    if (gate === undefined || beforeResume === undefined || gate.released) return;
-    log.error(`restore of ${this.containerId}: CRIU resumed the tasks without waiting for the resume gate (is its action script run?); waiting for the pages now`);
-    try {
-      await beforeResume;
-    } catch (err) {
-      // They ran on pages that turned out bad: gone with the container, before containerd hears of them.
-      await this.runc.delete(this.containerId, true).catch((e: unknown) => log.warn(`could not remove ${this.containerId}: ${errorMessage(e)}`));
-      throw err;
-    }
+  private async checkGateHeld(gate: ResumeGate | undefined): Promise<void> {
+    if (gate === undefined || gate.held) return;
+    await this.runc.delete(this.containerId, true).catch((e: unknown) => log.warn(`could not remove ${this.containerId}: ${errorMessage(e)}`));
+    throw new RuntimeError(
+      `restore of ${this.containerId}: CRIU did not run the resume gate's action script at post-restore, so its processes may have run before their pages were verified; they were removed (is ${this.bundle}/pageshare-criu.conf given to CRIU through org.criu.config?)`,
+    );
   }
 
   /** Dumps the container with CRIU into `checkpointDir` through `archive`. On failure the

@@ -138,6 +138,23 @@ export class IngestSession {
   }
 
   /**
+   * Add pages that describe the checkpoint rather than hold its memory (its name pages):
+   * stored, deduplicated and referenced like any page, but not counted in pageCount, the
+   * memory the checkpoint stands for. Returns their names, in order. None may be all zeros.
+   */
+  addDescriptionPages(pages: Buffer): Buffer {
+    const counted = this.pages;
+    const refs = this.addPages(pages);
+    this.pages = counted;
+    return Buffer.concat(
+      refs.map((ref) => {
+        if (ref.kind !== 'stored') throw new StoreArgumentError('a description page of zeros cannot be stored');
+        return ref.hash;
+      }),
+    );
+  }
+
+  /**
    * Add consecutive pages whose names the caller computed (PageHashPool.hashPages: HASH_BYTES
    * per page, ZERO_PAGE_NAME for a zero page); the names are the pages' refs, in order
    * (PageRunsBuilder.addNames). The store looks the chunk's new names up in one index read.

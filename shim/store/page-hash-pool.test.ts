@@ -24,6 +24,23 @@ function inShared(pages: Buffer): Buffer {
 }
 
 describe('PageHashPool', () => {
+  it('fails only the jobs a failed worker held; queued ones go to the worker left', async () => {
+    const p = pool(2);
+    p.warm();
+    const pages = inShared(randomPages(512));
+    const jobs = Array.from({ length: 12 }, () => p.hashPages(pages, [], { priority: 'background' }).then(
+      (names) => names,
+      (err: Error) => err,
+    ));
+    // The first worker dies: it holds at most two parts (two jobs).
+    (p as unknown as { workers: Array<{ worker: { emit(event: string, err: Error): void } }> }).workers[0].worker.emit('error', new Error('gone'));
+    const results = await Promise.all(jobs);
+    const failed = results.filter((r): r is Error => r instanceof Error);
+    expect(failed.length).toBeGreaterThan(0);
+    expect(failed.length).toBeLessThanOrEqual(2);
+    for (const r of results) if (!(r instanceof Error)) expect(r.subarray(0, 32)).toEqual(hashPage(pageAt(pages, 0)));
+  });
+
   it('serves normal jobs before background jobs that wait, and names both right', async () => {
     const p = pool(1);
     p.warm();

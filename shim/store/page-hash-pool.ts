@@ -62,6 +62,8 @@ interface JobResult {
 interface Job {
   readonly resolve: (result: JobResult) => void;
   readonly reject: (err: Error) => void;
+  /** The worker holding it, once posted. */
+  readonly worker?: PoolWorker;
 }
 
 /** A part of a hashPages() call, waiting for a worker. */
@@ -217,6 +219,7 @@ export class PageHashPool {
       target.busy++;
       const { id } = part.message;
       this.jobs.set(id, {
+        worker: target,
         resolve: (result) => {
           target.busy--;
           part.job.resolve(result);
@@ -245,8 +248,10 @@ export class PageHashPool {
     const fail = (err: Error): void => {
       const at = this.workers.indexOf(entry);
       if (at >= 0) this.workers.splice(at, 1);
-      // Every job in flight fails (which worker held which is not tracked; they are short).
-      for (const [id, job] of this.jobs) {
+      void entry.worker.terminate().catch(() => undefined); // gone already, unless it only erred
+      // The jobs it held fail (each rejection hands queued parts to the workers left).
+      const held = [...this.jobs].filter(([, job]) => job.worker === entry);
+      for (const [id, job] of held) {
         this.jobs.delete(id);
         job.reject(new Error(`page hashing worker failed: ${err.message}`));
       }

@@ -389,8 +389,9 @@ describe('PageStore', () => {
       const runs = runsOf(session.addPages(pages));
       const m = { storeId: store.storeId, checkpointId: id, files: [{ name: 'pages-1.img', runs }] };
       const before = session.newPageCount;
-      const namePageNames = Buffer.concat(session.addPages(namePagesOf(storedNamesOf(m))).map((r) => (r as StoredPageRef).hash));
+      const namePageNames = session.addDescriptionPages(namePagesOf(storedNamesOf(m)));
       const newPages = session.newPageCount - before;
+      expect(session.pageCount).toBe(pages.length / PAGE_SIZE); // the memory, not the names
       await session.commit();
       return { paged: pagedManifestOf(m, namePageNames), newPages };
     };
