@@ -217,23 +217,19 @@ export class PageStoreArchive implements CheckpointArchive {
     // One page-cache file per checkpoint and domain, shared by every replica restored from it.
     const name = pageCacheFileName(stored.checkpointId);
     const cache = { hostPath: path.join(pageCacheDir, name), pathInRestore: `${PAGE_CACHE_MOUNT}/${name}` };
-    const store = PageStore.open(this.root());
+    const { store, manifest } = await this.openForRestore(stored);
+    lap('store');
     let file: PageCacheFileJob | undefined;
     let result: MapRewrite;
-    let manifest: PageManifest;
     try {
-      await store.awaitIndexed(stored.checkpointId);
-      manifest = store.resolveManifest(stored);
-      lap('store');
       // All at once, so the hash workers and the disk stay busy: the page-cache file (unless
       // sealed already), the pages that stay private, and the images. CRIU needs the last two
       // and the file under its name; the file's pages only once the tasks resume.
       const planned = new Map(plan.tasks.map((task) => [path.basename(task.pagesPath), task]));
-      const fileJob = this.ensurePageCacheFile(store, manifest, plan, cache.hostPath);
       const jobStart = Date.now();
       const timed = <T>(what: string, job: Promise<T>): Promise<T> => job.finally(() => laps.push(`(${what} ${Date.now() - jobStart})`));
       const jobs: [Promise<PageCacheFileJob>, Promise<unknown>, Promise<MapRewrite>] = [
-        fileJob,
+        this.ensurePageCacheFile(store, manifest, plan, cache.hostPath),
         timed(
           'private pages',
           Promise.all(
@@ -282,7 +278,7 @@ export class PageStoreArchive implements CheckpointArchive {
   /**
    * Makes sure hostPath is (or is becoming) the sealed page-cache file of the plan: resolves
    * once the file is under its name; its `complete` settles once it is sealed. One writer per
-   * domain at a time across processes (a lock in the domain dir), one per file in this one.
+   * domain at a time across processes (pageCacheWriterLock), one per file in this one.
    */
   private ensurePageCacheFile(store: PageStore, manifest: PageManifest, plan: ImagesMapPlan, hostPath: string): Promise<PageCacheFileJob> {
     const pending = this.writing.get(hostPath);
@@ -341,13 +337,25 @@ export class PageStoreArchive implements CheckpointArchive {
     return placed.then(() => writing);
   }
 
-  private async rebuildPages(stored: StoredManifest, imageDir: string): Promise<string> {
-    const started = Date.now();
+  /**
+   * The store, once it has indexed the checkpoint, and the checkpoint's manifest with every
+   * page name (name pages read and verified); the store is closed again if that fails.
+   */
+  private async openForRestore(stored: StoredManifest): Promise<{ store: PageStore; manifest: PageManifest }> {
     const store = PageStore.open(this.root());
-    let manifest: PageManifest;
     try {
       await store.awaitIndexed(stored.checkpointId);
-      manifest = store.resolveManifest(stored);
+      return { store, manifest: store.resolveManifest(stored) };
+    } catch (err) {
+      store.close();
+      throw err;
+    }
+  }
+
+  private async rebuildPages(stored: StoredManifest, imageDir: string): Promise<string> {
+    const started = Date.now();
+    const { store, manifest } = await this.openForRestore(stored);
+    try {
       for (const file of manifest.files) {
         await store.writeManifestPages(manifest, file.name, path.join(imageDir, file.name), this.hashPool);
       }

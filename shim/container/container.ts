@@ -118,7 +118,6 @@ export class Container {
     return Container.archiveInstance;
   }
 
-
   /** Stats and OOM notifications need the init's cgroup, known once it has a pid. */
   private watchCgroup(): void {
     this.cgroup = new CgroupV1(cgroupPathsOf(this.init.pid));

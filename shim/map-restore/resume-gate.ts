@@ -44,6 +44,11 @@ read -r verdict < "$${RESUME_GATE_ENV}" || exit 1
 [ "$verdict" = go ]
 `;
 
+/** The config line that has CRIU run the bundle's gate script. */
+function scriptLineOf(bundle: string): string {
+  return `action-script ${path.join(bundle, SCRIPT_FILE)}`;
+}
+
 /**
  * Makes CRIU run the gate script for this bundle: a config file in the bundle holding what
  * CRIU would have read otherwise (the annotated file, or runc's default) plus the script,
@@ -53,7 +58,6 @@ read -r verdict < "$${RESUME_GATE_ENV}" || exit 1
  */
 export function installResumeGate(bundle: string, spec: OciSpec): void {
   const configPath = path.join(bundle, CONFIG_FILE);
-  const scriptPath = path.join(bundle, SCRIPT_FILE);
   const annotations = (spec.annotations ??= {});
   const previous = annotations[CRIU_CONFIG_ANNOTATION];
   if (previous === configPath && fs.existsSync(configPath)) return;
@@ -67,10 +71,10 @@ export function installResumeGate(bundle: string, spec: OciSpec): void {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err; // CRIU ignores a missing one too
     }
   }
-  fs.writeFileSync(scriptPath, SCRIPT, { mode: 0o755 });
+  fs.writeFileSync(path.join(bundle, SCRIPT_FILE), SCRIPT, { mode: 0o755 });
   const origin = inherited === '' ? 'none' : inherited;
   // armResumeGate() takes the action-script line out for a restore with nothing to wait for.
-  const ours = `# pageshare: the action-script line holds restored tasks until their mapped pages are verified (config before this: ${origin})\naction-script ${scriptPath}\n`;
+  const ours = `# pageshare: the action-script line holds restored tasks until their mapped pages are verified (config before this: ${origin})\n${scriptLineOf(bundle)}\n`;
   fs.writeFileSync(configPath, base === '' || base.endsWith('\n') ? base + ours : `${base}\n${ours}`);
   annotations[CRIU_CONFIG_ANNOTATION] = configPath;
 }
@@ -81,7 +85,7 @@ export function installResumeGate(bundle: string, spec: OciSpec): void {
  */
 export function armResumeGate(bundle: string, on: boolean): void {
   const configPath = path.join(bundle, CONFIG_FILE);
-  const scriptLine = `action-script ${path.join(bundle, SCRIPT_FILE)}`;
+  const scriptLine = scriptLineOf(bundle);
   const lines = fs.readFileSync(configPath, 'utf8').split('\n');
   const ours = lines.findIndex((l) => l === scriptLine);
   if (on === (ours >= 0)) return;

@@ -1,8 +1,9 @@
 // Rewrites a dump's images so that CRIU restores the managed-heap regions of every task as
 // private mappings of one page-cache file instead of copying their pages (see map-plan.ts and
-// ../../../shared/MAP-RESTORE.md for the fields). The page-cache file is complete, renamed
-// into place and sealed before any image names it, and is never written again: a mapped file
-// that changed would show through, one that shrank would SIGBUS.
+// ../../../shared/MAP-RESTORE.md for the fields). The page-cache file is under its name at full
+// size before CRIU opens it, complete and sealed before any restored task runs (a restore that
+// writes it meanwhile holds its tasks: resume-gate.ts), and never written again once sealed: a
+// mapped file that changed would show through, one that shrank would SIGBUS.
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -180,7 +181,6 @@ interface PageCacheSeal {
   readonly durable?: boolean;
 }
 
-
 let bootIdCache: string | undefined;
 function bootId(): string {
   return (bootIdCache ??= fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim());
@@ -298,18 +298,22 @@ export async function startPageCacheFile(hostPath: string, plan: ImagesMapPlan, 
     fs.rmSync(tmp, { force: true });
     throw err;
   }
-  const stillOurs = (): boolean => identityOf(hostPath)?.ino === ino.toString();
+  /** hostPath's identity while it is still the file written here, else undefined. */
+  const ours = (): ReturnType<typeof identityOf> => {
+    const identity = identityOf(hostPath);
+    return identity?.ino === ino.toString() ? identity : undefined;
+  };
   const complete = (async () => {
     try {
       for (const task of plan.tasks) await fill(fd, task);
     } catch (err) {
-      if (stillOurs()) fs.rmSync(hostPath, { force: true });
+      if (ours() !== undefined) fs.rmSync(hostPath, { force: true });
       throw err;
     } finally {
       fs.closeSync(fd);
     }
-    const identity = identityOf(hostPath);
-    if (identity === undefined || identity.ino !== ino.toString()) throw new Error(`page-cache file ${hostPath} was replaced while it was being written`);
+    const identity = ours();
+    if (identity === undefined) throw new Error(`page-cache file ${hostPath} was replaced while it was being written`);
     const seal: PageCacheSeal = { version: 1, layout: plan.layout, bootId: bootId(), ...identity };
     const sealTmp = `${tmp}.seal`;
     fs.writeFileSync(sealTmp, JSON.stringify(seal), { mode: 0o444 });

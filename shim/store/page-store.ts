@@ -78,7 +78,6 @@ export interface StoreStats {
   readonly dedupRatio: number | null;
 }
 
-/** Where a page lives now (gc compaction may move it; pin the pack before mapping it). */
 /** Part of a pages file, and where its pages go in the output (back to back from 0 when absent). */
 export interface PageSelection {
   readonly ranges: readonly PageRange[];
@@ -87,6 +86,7 @@ export interface PageSelection {
   readonly priority?: HashPriority;
 }
 
+/** Where a page lives now (gc compaction may move it; pin the pack before mapping it). */
 export interface PagePlace {
   readonly packId: number;
   readonly offset: number;
