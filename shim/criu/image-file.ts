@@ -154,8 +154,10 @@ export async function readImageFile(file: string, kind: ImageKind, options: Read
 }
 
 /**
- * Writes an image file whole: to a temporary name in the same folder, flushed, then renamed
- * over `file`, so a reader (or CRIU) never sees half an image.
+ * Writes an image file whole: to a temporary name in the same folder, then renamed over
+ * `file`, so a reader (or CRIU) never sees half an image. Not fsynced: images are rewritten
+ * only in a restore's scratch copy, which a crash makes worthless anyway (an fsync there
+ * waits on the journal while the restore writes its page-cache file).
  */
 export async function writeImageFile(file: string, kind: ImageKind, payloads: readonly Uint8Array[]): Promise<void> {
   await writeFileAtomically(file, serializeImage(kind, payloads));
@@ -166,7 +168,6 @@ export async function writeFileAtomically(file: string, bytes: Uint8Array): Prom
   const handle = await fsp.open(tmp, 'w', 0o644);
   try {
     await handle.writeFile(bytes);
-    await handle.sync();
   } catch (err) {
     await handle.close();
     await fsp.rm(tmp, { force: true });
