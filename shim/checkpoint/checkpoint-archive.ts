@@ -12,11 +12,23 @@ export interface ArchiveContext {
 export interface CheckpointArchive {
   /** Called before CRIU runs (a dump, or a restore's Create): start what store()/load() need. */
   prepare?(): void;
+  /**
+   * Called as CRIU starts dumping into `imageDir`: may start taking the images as CRIU writes
+   * them. What it returns goes to store() after a dump that succeeded, and is abandoned after
+   * one that failed.
+   */
+  followDump?(imageDir: string, context: ArchiveContext): FollowedDump;
   /** After a dump into `imageDir`, writes what containerd will keep into `checkpointDir`. */
-  store(imageDir: string, checkpointDir: string, context: ArchiveContext): Promise<void>;
+  store(imageDir: string, checkpointDir: string, context: ArchiveContext, followed?: FollowedDump): Promise<void>;
   /** Before a restore: an image directory CRIU can read, made from `checkpointDir`
    * (may be `checkpointDir` itself). `scratchDir` is private and removed afterwards. */
   load(checkpointDir: string, scratchDir: string, context: ArchiveContext): Promise<LoadedImages>;
+}
+
+/** Work an archive started during a dump (followDump). */
+export interface FollowedDump {
+  /** The dump failed: drop what was taken. Idempotent. */
+  abandon(): Promise<void>;
 }
 
 export interface LoadedImages {

@@ -4,15 +4,14 @@
 // Before a restore the pages files are rebuilt from the store, each page verified.
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
-import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { PagemapFile, checkPagesFile, listPagemaps } from '../criu/checkpoint-images';
+import { PagemapFile, listPagemaps } from '../criu/checkpoint-images';
 import { PAGE_SIZE } from '../criu/page-size';
 import { presentPageCount } from '../criu/pagemap';
 import { log } from '../log/logger';
 import { collectWhenQuiet } from '../memory/idle-collection';
 import { PAGE_CACHE_MOUNT, pageCacheDir } from '../map-restore/map-spec';
-import { applyImagesMapping, isSealedPageCacheFile, planImagesMapping, startPageCacheFile, type ImagesMapPlan, type MapRewrite } from '../map-restore/rewrite-images';
+import { applyImagesMapping, isSealedPageCacheFile, planImagesMapping, startPageCacheFile, type ImagesMapPlan } from '../map-restore/rewrite-images';
 import type { ByteCopy } from '../map-restore/map-plan';
 import { dumpedMountpoints } from '../map-restore/dumped-mounts';
 import { checkPageCacheFilesPresent, pageCacheFilesNamed, recordPageCacheRefs } from '../map-restore/page-cache-refs';
@@ -21,54 +20,12 @@ import { pageCacheFileName } from '../store/page-cache-dir';
 import type { ManifestPagesFile, PageManifest, PagedManifest, StoredManifest } from '../store/page-manifest';
 import { namePagesOf, pagedManifestOf, storedNamesOf } from '../store/name-pages';
 import type { IngestSession } from '../store/ingest-session';
-import { FileRead, PageHashPool, SharedChunks } from '../store/page-hash-pool';
-import { PageRange, PageRun, PageRunsBuilder } from '../store/page-runs';
+import { PageHashPool } from '../store/page-hash-pool';
+import { PageRange } from '../store/page-runs';
 import { PageStore } from '../store/page-store';
-import type { ArchiveContext, CheckpointArchive, LoadedImages } from './checkpoint-archive';
+import type { ArchiveContext, CheckpointArchive, FollowedDump, LoadedImages } from './checkpoint-archive';
+import { DumpFollower, ingestPagesFile } from './pages-ingest';
 import { FileLock } from '../store/file-lock';
-
-/** Pages read and hashed per step: 8 MiB. */
-const CHUNK_PAGES = 2048;
-/** Chunks being read or hashed while the index takes the current one. */
-const CHUNKS_AHEAD = 3;
-
-/**
- * One pages file into the session: chunks are read in order and hashed on the worker pool
- * while the index and the pack writer take earlier chunks on this thread.
- */
-async function ingestPagesFile(session: IngestSession, pagemap: PagemapFile, pool: PageHashPool): Promise<PageRun[]> {
-  const runs = new PageRunsBuilder();
-  const hashed: Array<Promise<[Buffer, Buffer]>> = [];
-  const buffers = new SharedChunks(CHUNK_PAGES);
-  const take = async (): Promise<void> => {
-    const [pages, names] = await (hashed.shift() as Promise<[Buffer, Buffer]>);
-    // The buffer is reused once its new pages are written (an error surfaces at makeDurable).
-    session.addNamedPages(pages, names).then(
-      () => buffers.give(pages),
-      () => undefined,
-    );
-    runs.addNames(names);
-  };
-  const totalPages = (await checkPagesFile(pagemap)) / PAGE_SIZE;
-  if (totalPages === 0) return runs.build();
-  const handle = await fsp.open(pagemap.pagesPath, 'r');
-  try {
-    for (let first = 0; first < totalPages; first += CHUNK_PAGES) {
-      const chunk = buffers.take(Math.min(CHUNK_PAGES, totalPages - first));
-      // The workers read the chunk themselves, then hash it.
-      const read: FileRead = { fd: handle.fd, position: first * PAGE_SIZE, at: 0, length: chunk.length };
-      const job = pool.hashPages(chunk, [read], { readsMustSucceed: true }).then((names): [Buffer, Buffer] => [chunk, names]);
-      job.catch(() => undefined); // awaited in take(); this only marks it handled meanwhile
-      hashed.push(job);
-      if (hashed.length > CHUNKS_AHEAD) await take();
-    }
-    while (hashed.length > 0) await take();
-  } finally {
-    await Promise.allSettled(hashed);
-    await handle.close();
-  }
-  return runs.build();
-}
 
 /**
  * Held by the process writing a page-cache file of a domain: `locks/page-cache-<domain>.lock`
@@ -110,21 +67,45 @@ export class PageStoreArchive implements CheckpointArchive {
     this.hashPool.warm();
   }
 
-  async store(imageDir: string, checkpointDir: string, context: ArchiveContext): Promise<void> {
-    const pagemaps = await listPagemaps(imageDir);
+  /** Follows the dump's first pages file into the store while CRIU writes it (pages-ingest.ts). */
+  followDump(imageDir: string, context: ArchiveContext): FollowedDump {
+    return new DumpFollower(this.root(), imageDir, context, this.hashPool);
+  }
+
+  async store(imageDir: string, checkpointDir: string, context: ArchiveContext, followedDump?: FollowedDump): Promise<void> {
+    let followed = followedDump instanceof DumpFollower ? await followedDump.stop() : undefined;
+    if (followedDump !== undefined && !(followedDump instanceof DumpFollower)) await followedDump.abandon();
+    let pagemaps: PagemapFile[];
+    try {
+      pagemaps = await listPagemaps(imageDir);
+    } catch (err) {
+      await followed?.abandon();
+      throw err;
+    }
+    // What was followed counts only if it is the file the manifest lists first.
+    if (followed !== undefined && pagemaps[0]?.pagesPath !== followed.pagesPath) {
+      await followed.abandon();
+      followed = undefined;
+    }
     const expectedPages = pagemaps.reduce((n, f) => n + presentPageCount(f.pagemap), 0);
     const pagesFiles = new Set(pagemaps.map((f) => path.basename(f.pagesPath)));
     const started = Date.now();
-    const store = PageStore.open(this.root());
+    const store = followed?.store ?? PageStore.open(this.root());
     let publishing = false;
     try {
-      const session = await store.beginIngest({ checkpointId: randomUUID(), ...context, expectedPages });
+      let session: IngestSession;
+      try {
+        session = followed?.session ?? (await store.beginIngest({ checkpointId: randomUUID(), ...context, expectedPages }));
+      } catch (err) {
+        await followed?.abandon();
+        throw err;
+      }
       let files: ManifestPagesFile[];
       let paged: PagedManifest;
       try {
         files = [];
-        for (const pagemap of pagemaps) {
-          const runs = await ingestPagesFile(session, pagemap, this.hashPool);
+        for (const [i, pagemap] of pagemaps.entries()) {
+          const runs = i === 0 && followed !== undefined ? await followed.complete(pagemap) : await ingestPagesFile(session, pagemap, this.hashPool);
           files.push({ name: path.basename(pagemap.pagesPath), runs, locations: session.takeLocations() });
         }
         // The names go to the store too, as pages (name-pages.ts): unchanged ones are shared.
@@ -144,7 +125,8 @@ export class PageStoreArchive implements CheckpointArchive {
         }
         await writeManifestFile(checkpointDir, paged);
       } catch (err) {
-        session.abort();
+        if (followed !== undefined) await followed.abandon();
+        else session.abort();
         throw err;
       }
       const durableMs = Date.now() - started;
@@ -192,9 +174,9 @@ export class PageStoreArchive implements CheckpointArchive {
   }
 
   /**
-   * Map mode: the images are planned first (mm and pagemap images suffice), only the pages
-   * that stay private are rebuilt into the pages files, and the images are rewritten to map
-   * the checkpoint's page-cache file. That file is written from the store unless a sealed
+   * Map mode: the images are planned (mm and pagemap images suffice) and rewritten to map
+   * the checkpoint's page-cache file first, then only the pages that stay private are rebuilt
+   * into the pages files. That file is written from the store unless a sealed
    * one is there already; its writing goes on after this resolves (beforeResume), while CRIU
    * restores. A replica restored after the first reads no mapped page.
    */
@@ -217,18 +199,22 @@ export class PageStoreArchive implements CheckpointArchive {
     // One page-cache file per checkpoint and domain, shared by every replica restored from it.
     const name = pageCacheFileName(stored.checkpointId);
     const cache = { hostPath: path.join(pageCacheDir, name), pathInRestore: `${PAGE_CACHE_MOUNT}/${name}` };
+    // The images first, alone: they are small, and CRIU needs them. Once the pages' jobs run,
+    // this thread and libuv's threadpool are busy with them, and the images' few reads and
+    // writes would queue behind ~8 MiB page writes (measured: 35-150 ms then, ~20 ms alone).
+    const result = await applyImagesMapping(imageDir, plan, cache);
+    lap('images');
     const { store, manifest } = await this.openForRestore(stored);
     lap('store');
     let file: PageCacheFileJob | undefined;
-    let result: MapRewrite;
     try {
-      // All at once, so the hash workers and the disk stay busy: the page-cache file (unless
-      // sealed already), the pages that stay private, and the images. CRIU needs the last two
-      // and the file under its name; the file's pages only once the tasks resume.
+      // Both at once, so the hash workers and the disk stay busy: the page-cache file (unless
+      // sealed already) and the pages that stay private. CRIU needs the latter and the file
+      // under its name; the file's pages only once the tasks resume.
       const planned = new Map(plan.tasks.map((task) => [path.basename(task.pagesPath), task]));
       const jobStart = Date.now();
       const timed = <T>(what: string, job: Promise<T>): Promise<T> => job.finally(() => laps.push(`(${what} ${Date.now() - jobStart})`));
-      const jobs: [Promise<PageCacheFileJob>, Promise<unknown>, Promise<MapRewrite>] = [
+      const jobs: [Promise<PageCacheFileJob>, Promise<unknown>] = [
         this.ensurePageCacheFile(store, manifest, plan, cache.hostPath),
         timed(
           'private pages',
@@ -240,7 +226,6 @@ export class PageStoreArchive implements CheckpointArchive {
             }),
           ),
         ),
-        timed('images', applyImagesMapping(imageDir, plan, cache)),
       ];
       const settled = await Promise.allSettled(jobs);
       if (settled[0].status === 'fulfilled') file = settled[0].value;
@@ -250,8 +235,7 @@ export class PageStoreArchive implements CheckpointArchive {
         await file?.complete.catch(() => undefined);
         throw failed.reason;
       }
-      result = (settled[2] as PromiseFulfilledResult<MapRewrite>).value;
-      lap('pages and images');
+      lap('pages');
     } catch (err) {
       store.close();
       throw err;

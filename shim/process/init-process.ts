@@ -184,6 +184,8 @@ export class InitProcess extends ShimProcess {
       fs.mkdirSync(imagePath, { recursive: true });
       fs.mkdirSync(workPath, { recursive: true });
       archive.prepare?.();
+      // The archive may take CRIU's images as they are written: handed to store() below, or dropped.
+      const followed = archive.followDump?.(imagePath, this.archiveContext);
       try {
         await this.runc.checkpoint(this.containerId, {
           imagePath,
@@ -196,12 +198,13 @@ export class InitProcess extends ShimProcess {
           emptyNamespaces: request.emptyNamespaces,
           cgroupsMode: request.cgroupsMode,
         });
+        // With the images, so a map-mode restore of this dump can map the reported heaps.
+        writeHeapRanges(imagePath, heapRanges);
       } catch (err) {
+        await followed?.abandon();
         throw new RuntimeError(`checkpoint of ${this.containerId} failed: ${(err as Error).message}\n${criuFailureDetails(workPath, 'dump.log', this.bundle)}`);
       }
-      // With the images, so a map-mode restore of this dump can map the reported heaps.
-      writeHeapRanges(imagePath, heapRanges);
-      await archive.store(imagePath, checkpointDir, this.archiveContext);
+      await archive.store(imagePath, checkpointDir, this.archiveContext, followed);
     } finally {
       removeInBackground(scratchDir);
       collectWhenQuiet();
