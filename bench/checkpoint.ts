@@ -44,6 +44,7 @@ import { PAGE_MANIFEST_FILE } from '../shim/store/manifest-file';
 import { PageStore, type StoreStats } from '../shim/store/page-store';
 import type { CheckpointRecord } from '../shim/store/page-index';
 import {
+  cpuTimes,
   describeSource,
   fmt,
   fmtRatio,
@@ -62,6 +63,7 @@ import {
   runcNamespaceDirCleanup,
   settleStore,
   sourceVersion,
+  stealShare,
   summarize,
   timedCtr,
   writeResult,
@@ -604,6 +606,8 @@ interface RoundSample {
   /** The criu tar plus (pageshare) the store. */
   total: DiskBytes;
   restore: RestoreSample;
+  /** Share of the machine's CPU time the hypervisor stole during the checkpoint and the restore. */
+  cpuSteal: { checkpoint: number | null; restore: number | null };
 }
 
 interface SeriesStep {
@@ -668,6 +672,7 @@ interface RuntimeResult {
 
 async function runBenchmark(): Promise<BenchReport> {
   const started = new Date();
+  const cpuAtStart = cpuTimes();
   const { workDir, storeRoot, ctdDir } = makeBenchDirs('bc-');
   let containerd: Containerd | undefined;
   let lab: Lab | undefined;
@@ -717,7 +722,8 @@ async function runBenchmark(): Promise<BenchReport> {
           order
             .map((d) => {
               const s = results[d.key].rounds[results[d.key].rounds.length - 1] as RoundSample;
-              return `${d.key} checkpoint ${fmt(s.checkpoint.ms, 0)} ms, restore ${fmt(s.restore.ms, 0)} ms, ${fmt(s.total.apparent / MiB, 1)} MiB`;
+              const steal = `CPU steal ${fmt((s.cpuSteal.checkpoint ?? NaN) * 100, 0)}% / ${fmt((s.cpuSteal.restore ?? NaN) * 100, 0)}%`;
+              return `${d.key} checkpoint ${fmt(s.checkpoint.ms, 0)} ms, restore ${fmt(s.restore.ms, 0)} ms, ${fmt(s.total.apparent / MiB, 1)} MiB, ${steal}`;
             })
             .join('; '),
       );
@@ -889,6 +895,10 @@ async function runBenchmark(): Promise<BenchReport> {
       if (missedRestore.length > 0) notes.push(`${def.key}: some restore phase events were not seen by the ${POLL_MS} ms poller in ${missedRestore.length} round(s)`);
     }
 
+    const steal = stealShare(cpuAtStart, cpuTimes());
+    if (steal !== null && steal > 0.01) {
+      notes.push(`CPU steal: the hypervisor took ${fmt(steal * 100, 0)}% of this VM's CPU time during the run (per round in the raw samples, cpuSteal); times vary with it`);
+    }
     const { rows, ratios, goals } = buildRows(results);
     const table = renderTable(machine.containerd ?? '1.7', machine.nproc, os.release(), source, rows, notes);
     const resultFile = writeResult('checkpoint', {
@@ -948,13 +958,18 @@ async function oneRound(lab: Lab, def: RuntimeDef, round: number, storeRoot: str
     } catch {
       memoryAtCheckpoint = undefined;
     }
+    const cpuBefore = cpuTimes();
     const ck = await lab.checkpoint(def, id, ref);
+    const cpuAfterCheckpoint = cpuTimes();
     const image = await lab.inspect(ref);
     const tarMembers = round === 1 ? await listTar(lab.blobFile(image.criuTar.digest)) : undefined;
     const store = def.key === 'pageshare' ? await storeSnapshot(storeRoot) : undefined;
     const total = store ? addBytes(image.criuTar.onDisk, store.du) : image.criuTar.onDisk;
+    const cpuBeforeRestore = cpuTimes();
     const restore = await lab.restore(def, restoredId, ref);
+    const cpuAfter = cpuTimes();
     return {
+      cpuSteal: { checkpoint: stealShare(cpuBefore, cpuAfterCheckpoint), restore: stealShare(cpuBeforeRestore, cpuAfter) },
       round,
       warmup: round === 0,
       id,

@@ -469,6 +469,25 @@ export interface MachineInfo {
   loadavg: number[];
 }
 
+/** The machine's CPU time so far, all cores (/proc/stat, in clock ticks). */
+export interface CpuTimes {
+  readonly total: number;
+  /** Time a hypervisor gave our virtual CPUs' turn to something else. */
+  readonly steal: number;
+}
+
+export function cpuTimes(): CpuTimes {
+  // cpu  user nice system idle iowait irq softirq steal guest guest_nice
+  const fields = (fs.readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1, 9).map(Number);
+  return { total: fields.reduce((a, b) => a + b, 0), steal: fields[7] ?? 0 };
+}
+
+/** The share of CPU time stolen by the hypervisor between two readings (0..1), or null. */
+export function stealShare(before: CpuTimes, after: CpuTimes): number | null {
+  const total = after.total - before.total;
+  return total > 0 ? (after.steal - before.steal) / total : null;
+}
+
 /** `ctr version`'s server version. */
 export async function containerdVersion(containerd: Containerd): Promise<string> {
   const out = (await containerd.ctrOk(['version'], { timeoutMs: 10_000 })).stdout;

@@ -36,8 +36,15 @@ describe.each<ContainerdVersion>(['1.7', '2.1'])('checkpoint/restore on containe
   let containerd: Containerd;
   const storeRoot = () => path.join(workDir, `store-${version}`);
 
-  const count = async (id: string, execId: string): Promise<number> =>
-    Number((await containerd.ctrOk(['task', 'exec', '--exec-id', execId, id, 'cat', '/tmp/count'])).stdout.trim());
+  // The counter truncates the file before it writes, so a read can land between the two
+  // (seen once after a restore): such an empty read is retried.
+  const count = async (id: string, execId: string): Promise<number> => {
+    for (let attempt = 0; ; attempt++) {
+      const text = (await containerd.ctrOk(['task', 'exec', '--exec-id', `${execId}-${attempt}`, id, 'cat', '/tmp/count'])).stdout.trim();
+      if (text !== '' || attempt === 4) return Number(text);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  };
 
   const remove = (id: string): Promise<void> => containerd.removeContainer(id, undefined, 10_000);
 
