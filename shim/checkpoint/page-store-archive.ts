@@ -11,7 +11,8 @@ import { presentPageCount } from '../criu/pagemap';
 import { log } from '../log/logger';
 import { collectWhenQuiet } from '../memory/idle-collection';
 import { PAGE_CACHE_MOUNT, pageCacheDir } from '../map-restore/map-spec';
-import { applyImagesMapping, isSealedPageCacheFile, planImagesMapping, startPageCacheFile, type ImagesMapPlan } from '../map-restore/rewrite-images';
+import { applyImagesMapping, isSealedPageCacheFile, planImagesMapping, startPageCacheFile, type MapRewrite, type PageCacheLayout } from '../map-restore/rewrite-images';
+import { PREPARED_MAPPING_DIR, PreparedMappingError, applyPreparedMapping, prepareMapping, readPreparedMapping, type PreparedMapping } from '../map-restore/prepared-mapping';
 import type { ByteCopy } from '../map-restore/map-plan';
 import { dumpedMountpoints } from '../map-restore/dumped-mounts';
 import { checkPageCacheFilesPresent, pageCacheFilesNamed, recordPageCacheRefs } from '../map-restore/page-cache-refs';
@@ -48,6 +49,26 @@ interface PageCacheFileJob {
   readonly placed: Promise<void>;
   /** Settles once the file is complete, verified and sealed. */
   readonly complete: Promise<void>;
+}
+
+/** A checkpoint's page-cache file in a domain dir, and where the restored tasks see it. */
+function pageCacheFileOf(domainDir: string, checkpointId: string): { hostPath: string; pathInRestore: string } {
+  return { hostPath: path.join(domainDir, pageCacheFileName(checkpointId)), pathInRestore: pathInRestoreOf(checkpointId) };
+}
+
+function pathInRestoreOf(checkpointId: string): string {
+  return `${PAGE_CACHE_MOUNT}/${pageCacheFileName(checkpointId)}`;
+}
+
+/** The checkpoint's prepared mapping; one that does not check out is set aside (logged): a restore plans itself. */
+function readPreparedMappingOf(checkpointDir: string): PreparedMapping | undefined {
+  try {
+    return readPreparedMapping(checkpointDir);
+  } catch (err) {
+    if (!(err instanceof PreparedMappingError)) throw err;
+    log.warn(`${err.message}; the restore plans the mapping itself`);
+    return undefined;
+  }
 }
 
 /** The dumped pages' byte ranges of a plan as page ranges of the pages file. */
@@ -102,6 +123,8 @@ export class PageStoreArchive implements CheckpointArchive {
       }
       let files: ManifestPagesFile[];
       let paged: PagedManifest;
+      // A map-mode restore's plan and image edits, made meanwhile (prepared-mapping.ts).
+      const preparing = this.prepareMapping(imageDir, session.checkpointId);
       try {
         files = [];
         for (const [i, pagemap] of pagemaps.entries()) {
@@ -118,6 +141,7 @@ export class PageStoreArchive implements CheckpointArchive {
         // the checkpoint exists, so gc never sees the checkpoint without its markers.
         const namedFiles = await pageCacheFilesNamed(imageDir);
         if (namedFiles.length > 0) await recordPageCacheRefs(pageCacheDir(this.root(), context.namespace), namedFiles, session.checkpointId);
+        await preparing;
         // The pages are durable in the store (and its pending record); only now may a manifest name them.
         fs.mkdirSync(checkpointDir, { recursive: true });
         for (const name of fs.readdirSync(imageDir)) {
@@ -125,6 +149,7 @@ export class PageStoreArchive implements CheckpointArchive {
         }
         await writeManifestFile(checkpointDir, paged);
       } catch (err) {
+        await preparing;
         if (followed !== undefined) await followed.abandon();
         else session.abort();
         throw err;
@@ -148,6 +173,16 @@ export class PageStoreArchive implements CheckpointArchive {
     }
   }
 
+  /** prepareMapping, never failing the checkpoint: a restore plans what is not prepared. */
+  private async prepareMapping(imageDir: string, checkpointId: string): Promise<void> {
+    try {
+      await prepareMapping(imageDir, checkpointId, pathInRestoreOf(checkpointId));
+    } catch (err) {
+      fs.rmSync(path.join(imageDir, PREPARED_MAPPING_DIR), { recursive: true, force: true });
+      log.warn(`checkpoint ${checkpointId}: preparing its map-mode restore failed, a restore will plan it: ${(err as Error).message}`);
+    }
+  }
+
   load(checkpointDir: string, scratchDir: string, context: ArchiveContext): Promise<LoadedImages> {
     const manifestPath = path.join(checkpointDir, PAGE_MANIFEST_FILE);
     // A checkpoint with its pages inline (e.g. made by the runc shim) restores as it is.
@@ -157,8 +192,9 @@ export class PageStoreArchive implements CheckpointArchive {
     const manifest = readManifestFileSync(manifestPath);
     const imageDir = path.join(scratchDir, 'images');
     fs.mkdirSync(imageDir, { recursive: true });
+    const prepared = context.pageCacheDir !== undefined ? readPreparedMappingOf(checkpointDir) : undefined;
     for (const entry of fs.readdirSync(checkpointDir, { withFileTypes: true })) {
-      if (entry.name === PAGE_MANIFEST_FILE) continue;
+      if (entry.name === PAGE_MANIFEST_FILE || entry.name === PREPARED_MAPPING_DIR) continue;
       const from = path.join(checkpointDir, entry.name);
       if (entry.isFile()) fs.copyFileSync(from, path.join(imageDir, entry.name));
       else fs.cpSync(from, path.join(imageDir, entry.name), { recursive: true });
@@ -169,7 +205,7 @@ export class PageStoreArchive implements CheckpointArchive {
       if (namedFiles.length > 0) checkPageCacheFilesPresent(pageCacheDir(this.root(), context.namespace), namedFiles, manifest.checkpointId);
       const domainDir = context.pageCacheDir;
       if (domainDir === undefined) return { imagePath: await this.rebuildPages(manifest, imageDir) };
-      return this.rebuildForMapping(manifest, imageDir, domainDir, context.containerId);
+      return this.rebuildForMapping(manifest, imageDir, domainDir, context.containerId, prepared);
     })();
   }
 
@@ -180,14 +216,8 @@ export class PageStoreArchive implements CheckpointArchive {
    * one is there already; its writing goes on after this resolves (beforeResume), while CRIU
    * restores. A replica restored after the first reads no mapped page.
    */
-  private async rebuildForMapping(stored: StoredManifest, imageDir: string, pageCacheDir: string, containerId: string): Promise<LoadedImages> {
+  private async rebuildForMapping(stored: StoredManifest, imageDir: string, pageCacheDir: string, containerId: string, prepared: PreparedMapping | undefined): Promise<LoadedImages> {
     const started = Date.now();
-    if (!(await dumpedMountpoints(imageDir)).includes(PAGE_CACHE_MOUNT)) {
-      log.info(`checkpoint ${stored.checkpointId} for ${containerId}: dumped without ${PAGE_CACHE_MOUNT}, restored by copying`);
-      return { imagePath: await this.rebuildPages(stored, imageDir) };
-    }
-    const plan = await planImagesMapping(imageDir);
-    if (plan.tasks.length === 0) return { imagePath: await this.rebuildPages(stored, imageDir) };
     const laps: string[] = [];
     let lapStart = started;
     const lap = (what: string): void => {
@@ -195,15 +225,30 @@ export class PageStoreArchive implements CheckpointArchive {
       laps.push(`${what} ${now - lapStart}`);
       lapStart = now;
     };
-    lap('plan');
     // One page-cache file per checkpoint and domain, shared by every replica restored from it.
-    const name = pageCacheFileName(stored.checkpointId);
-    const cache = { hostPath: path.join(pageCacheDir, name), pathInRestore: `${PAGE_CACHE_MOUNT}/${name}` };
-    // The images first, alone: they are small, and CRIU needs them. Once the pages' jobs run,
-    // this thread and libuv's threadpool are busy with them, and the images' few reads and
-    // writes would queue behind ~8 MiB page writes (measured: 35-150 ms then, ~20 ms alone).
-    const result = await applyImagesMapping(imageDir, plan, cache);
-    lap('images');
+    const cache = pageCacheFileOf(pageCacheDir, stored.checkpointId);
+    const name = path.basename(cache.hostPath);
+    let plan: PageCacheLayout;
+    let result: MapRewrite;
+    if (prepared !== undefined && prepared.checkpointId === stored.checkpointId && prepared.pathInRestore === cache.pathInRestore) {
+      ({ layout: plan, rewrite: result } = applyPreparedMapping(imageDir, prepared));
+      lap('prepared images');
+    } else {
+      if (prepared !== undefined) log.warn(`checkpoint ${stored.checkpointId}: its prepared mapping names checkpoint ${prepared.checkpointId} (${prepared.pathInRestore}); planned here instead`);
+      if (!(await dumpedMountpoints(imageDir)).includes(PAGE_CACHE_MOUNT)) {
+        log.info(`checkpoint ${stored.checkpointId} for ${containerId}: dumped without ${PAGE_CACHE_MOUNT}, restored by copying`);
+        return { imagePath: await this.rebuildPages(stored, imageDir) };
+      }
+      const full = await planImagesMapping(imageDir);
+      if (full.tasks.length === 0) return { imagePath: await this.rebuildPages(stored, imageDir) };
+      lap('plan');
+      // The images first, alone: they are small, and CRIU needs them. Once the pages' jobs
+      // run, this thread and libuv's threadpool are busy with them, and the images' few reads
+      // and writes would queue behind ~8 MiB page writes (measured: 35-150 ms then, ~20 ms alone).
+      result = await applyImagesMapping(imageDir, full, cache);
+      plan = full;
+      lap('images');
+    }
     const { store, manifest } = await this.openForRestore(stored);
     lap('store');
     let file: PageCacheFileJob | undefined;
@@ -264,7 +309,7 @@ export class PageStoreArchive implements CheckpointArchive {
    * once the file is under its name; its `complete` settles once it is sealed. One writer per
    * domain at a time across processes (pageCacheWriterLock), one per file in this one.
    */
-  private ensurePageCacheFile(store: PageStore, manifest: PageManifest, plan: ImagesMapPlan, hostPath: string): Promise<PageCacheFileJob> {
+  private ensurePageCacheFile(store: PageStore, manifest: PageManifest, plan: PageCacheLayout, hostPath: string): Promise<PageCacheFileJob> {
     const pending = this.writing.get(hostPath);
     if (pending !== undefined) return pending.placed.then(() => ({ wrote: false, sealed: pending.sealed, placed: pending.placed, complete: pending.complete }));
     if (isSealedPageCacheFile(hostPath, plan)) return Promise.resolve({ wrote: false, sealed: true, placed: Promise.resolve(), complete: Promise.resolve() });

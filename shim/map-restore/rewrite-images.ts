@@ -44,26 +44,37 @@ interface MmEntry {
   vmas: Array<{ start: WireLong; end: WireLong; prot: number; flags: number; status: number; shmid: WireLong; pgoff: WireLong; fdflags?: number }>;
 }
 
-export interface TaskImages {
+export interface TaskImages extends TaskLayout {
   readonly pid: string;
   readonly mmPath: string;
   readonly mm: MmEntry;
   readonly pagemapPath: string;
-  readonly pagesPath: string;
   readonly pagesId: number;
   readonly pageCountField: 'u32' | 'u64';
   readonly plan: MapPlan;
-  /** Where this task's extent starts in the page-cache file. */
-  readonly fileBase: number;
 }
 
-/** What a rewrite will do to a dump's images; computed from mm-*.img and pagemap-*.img only. */
-export interface ImagesMapPlan {
-  /** The tasks with something to map. */
-  readonly tasks: readonly TaskImages[];
+/** One task's part of the page-cache file, and which of its dumped pages go where. */
+export interface TaskLayout {
+  /** The task's dumped pages file. */
+  readonly pagesPath: string;
+  /** Where this task's extent starts in the page-cache file. */
+  readonly fileBase: number;
+  readonly plan: Pick<MapPlan, 'toFile' | 'toPages'>;
+}
+
+/** What writing a page-cache file (and the pages that stay private) needs of a plan. */
+export interface PageCacheLayout {
+  readonly tasks: readonly TaskLayout[];
   readonly fileBytes: number;
   /** Names the page-cache file's layout (which dumped pages sit where). */
   readonly layout: string;
+}
+
+/** What a rewrite will do to a dump's images; computed from mm-*.img and pagemap-*.img only. */
+export interface ImagesMapPlan extends PageCacheLayout {
+  /** The tasks with something to map. */
+  readonly tasks: readonly TaskImages[];
 }
 
 /** Plans every task of a dump; needs no pages file (a restore plans before rebuilding pages). */
@@ -119,12 +130,12 @@ export async function rewriteForMapping(imageDir: string, cache: PageCacheFile, 
  * pages file holds only its kept pages: the file in files.img, each task's pagemap (the kept
  * entries) and mm (the regions as private mappings of the file).
  */
-export async function applyImagesMapping(imageDir: string, plan: ImagesMapPlan, cache: PageCacheFile): Promise<MapRewrite> {
+export async function applyImagesMapping(imageDir: string, plan: ImagesMapPlan, cache: PageCacheFile, outDir: string = imageDir): Promise<MapRewrite> {
   const summary = { tasks: plan.tasks.length, mappings: 0, mappedPages: 0, keptPages: 0, fileBytes: plan.fileBytes, wroteFile: false };
   if (plan.tasks.length === 0) return summary;
-  const fileId = await addFileEntry(imageDir, cache, plan.fileBytes);
+  const fileId = await addFileEntry(imageDir, outDir, cache, plan.fileBytes);
   for (const task of plan.tasks) {
-    await writePagemapFile(task.pagemapPath, { pagesId: task.pagesId, pageCountField: task.pageCountField, entries: task.plan.keptEntries });
+    await writePagemapFile(path.join(outDir, path.basename(task.pagemapPath)), { pagesId: task.pagesId, pageCountField: task.pageCountField, entries: task.plan.keptEntries });
     for (const region of task.plan.regions) {
       const vma = task.mm.vmas[region.vmaIndex];
       vma.status = (vma.status & ~VMA_ANON_PRIVATE) | VMA_FILE_PRIVATE;
@@ -133,7 +144,7 @@ export async function applyImagesMapping(imageDir: string, plan: ImagesMapPlan, 
       vma.pgoff = task.fileBase + region.fileOffset;
       vma.fdflags = O_RDONLY;
     }
-    await writeImageFile(task.mmPath, ImageKinds.MM, [encodeEntry('mm_entry', task.mm)]);
+    await writeImageFile(path.join(outDir, path.basename(task.mmPath)), ImageKinds.MM, [encodeEntry('mm_entry', task.mm)]);
     summary.mappings += task.plan.regions.length;
     summary.mappedPages += task.plan.mappedPages;
     summary.keptPages += task.plan.keptPages;
@@ -238,7 +249,7 @@ export function pageCacheSealProblem(hostPath: string, layout?: string): { kind:
  * Whether hostPath is a sealed page-cache file for this plan's layout: false when it is to
  * be written (again); throws PageCacheAlteredError when the sealed file itself changed.
  */
-export function isSealedPageCacheFile(hostPath: string, plan: ImagesMapPlan): boolean {
+export function isSealedPageCacheFile(hostPath: string, plan: PageCacheLayout): boolean {
   const problem = pageCacheSealProblem(hostPath, plan.layout);
   if (problem?.kind === 'altered') throw new PageCacheAlteredError(hostPath, problem.detail);
   if (problem !== undefined) return false;
@@ -271,7 +282,7 @@ export async function makePageCacheFileDurable(hostPath: string): Promise<void> 
  * Writes the page-cache file of `plan` at hostPath (fill writes each task's pages through
  * the fd) and seals it once complete.
  */
-export async function writeSealedPageCacheFile(hostPath: string, plan: ImagesMapPlan, fill: (fd: number, task: TaskImages) => Promise<void>): Promise<void> {
+export async function writeSealedPageCacheFile<T extends TaskLayout>(hostPath: string, plan: PageCacheLayout & { readonly tasks: readonly T[] }, fill: (fd: number, task: T) => Promise<void>): Promise<void> {
   await (await startPageCacheFile(hostPath, plan, fill)).complete;
 }
 
@@ -283,7 +294,7 @@ export async function writeSealedPageCacheFile(hostPath: string, plan: ImagesMap
  * again if the name still holds it. The caller keeps other writers of hostPath out until
  * `complete` settles (an unsealed file is otherwise fair game to replace).
  */
-export async function startPageCacheFile(hostPath: string, plan: ImagesMapPlan, fill: (fd: number, task: TaskImages) => Promise<void>): Promise<{ complete: Promise<void> }> {
+export async function startPageCacheFile<T extends TaskLayout>(hostPath: string, plan: PageCacheLayout & { readonly tasks: readonly T[] }, fill: (fd: number, task: T) => Promise<void>): Promise<{ complete: Promise<void> }> {
   const tmp = `${hostPath}.${process.pid}-${crypto.randomBytes(4).toString('hex')}.tmp`;
   const fd = fs.openSync(tmp, 'w', 0o444);
   let ino: bigint;
@@ -351,8 +362,8 @@ function copyRanges(fromFile: string, toFd: number, copies: readonly ByteCopy[])
   }
 }
 
-/** Adds the page-cache file to files.img as a read-only regular file; returns its id. */
-async function addFileEntry(imageDir: string, cache: PageCacheFile, size: number): Promise<number> {
+/** Adds the page-cache file to files.img (written into outDir) as a read-only regular file; returns its id. */
+async function addFileEntry(imageDir: string, outDir: string, cache: PageCacheFile, size: number): Promise<number> {
   const filesPath = path.join(imageDir, 'files.img');
   const image = await readImageFile(filesPath, ImageKinds.FILES);
   let maxId = 0;
@@ -366,7 +377,7 @@ async function addFileEntry(imageDir: string, cache: PageCacheFile, size: number
     id,
     reg: { id, flags: O_RDONLY, pos: 0, fown: { uid: 0, euid: 0, signum: 0, pid_type: 0, pid: 0 }, name: cache.pathInRestore, size, mode: S_IFREG_READ_ONLY },
   };
-  await writeImageFile(filesPath, ImageKinds.FILES, [...image.entries.map((e) => e.payload), encodeEntry('file_entry', entry)]);
+  await writeImageFile(path.join(outDir, 'files.img'), ImageKinds.FILES, [...image.entries.map((e) => e.payload), encodeEntry('file_entry', entry)]);
   return id;
 }
 
