@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { startContainerd, type Containerd } from './harness/containerd';
+import { shimServerFiles } from '../shim/bootstrap/shim-socket';
 import { importImage } from './harness/image';
 import { PAGESHARE_RUNTIME } from './harness/paths';
 import { nodeImageBuilder } from './harness/runtime-images';
@@ -87,6 +88,9 @@ it('restores replicas (at once, each in its own cgroup) that map their V8 heap f
     const memoryCgroup = fs.readFileSync(`/proc/${await pidOf(id)}/cgroup`, 'utf8').split('\n').find((l) => /:memory:/.test(l));
     expect(memoryCgroup).toMatch(new RegExp(`/default/${id}$`));
   }
+  // The checkpoint carried its plan (pageshare-map/): the restores applied it, planning nothing.
+  const shimLog = fs.readFileSync(shimServerFiles(containerd.address, 'default').log, 'utf8').split('\n');
+  for (const id of ['map-r1', 'map-r2']) expect(shimLog.find((l) => l.includes(` for ${id}: map mode`))).toMatch(/\(prepared images \d+, /);
   const cacheDir = path.join(storeRoot, 'page-cache', 'default');
   const files = fs.readdirSync(cacheDir).filter((f) => f.endsWith('.pages'));
   expect(files).toHaveLength(1);

@@ -13,6 +13,7 @@ import { collectWhenQuiet } from '../memory/idle-collection';
 import { PAGE_CACHE_MOUNT, pageCacheDir } from '../map-restore/map-spec';
 import { applyImagesMapping, isSealedPageCacheFile, planImagesMapping, startPageCacheFile, type MapRewrite, type PageCacheLayout } from '../map-restore/rewrite-images';
 import { PREPARED_MAPPING_DIR, PreparedMappingError, applyPreparedMapping, prepareMapping, readPreparedMapping, type PreparedMapping } from '../map-restore/prepared-mapping';
+import { InvalidArgumentError } from '../errors/shim-error';
 import type { ByteCopy } from '../map-restore/map-plan';
 import { dumpedMountpoints } from '../map-restore/dumped-mounts';
 import { checkPageCacheFilesPresent, pageCacheFilesNamed, recordPageCacheRefs } from '../map-restore/page-cache-refs';
@@ -64,6 +65,16 @@ function pathInRestoreOf(checkpointId: string): string {
 function readPreparedMappingOf(checkpointDir: string): PreparedMapping | undefined {
   try {
     return readPreparedMapping(checkpointDir);
+  } catch (err) {
+    log.warn(`${err instanceof PreparedMappingError ? err.message : `the prepared mapping in ${checkpointDir} is unreadable: ${(err as Error).message}`}; the restore plans the mapping itself`);
+    return undefined;
+  }
+}
+
+/** Applies a prepared mapping, or undefined (logged) when it does not fit these images. */
+function appliedPreparedMapping(imageDir: string, prepared: PreparedMapping): ReturnType<typeof applyPreparedMapping> | undefined {
+  try {
+    return applyPreparedMapping(imageDir, prepared);
   } catch (err) {
     if (!(err instanceof PreparedMappingError)) throw err;
     log.warn(`${err.message}; the restore plans the mapping itself`);
@@ -196,8 +207,14 @@ export class PageStoreArchive implements CheckpointArchive {
     for (const entry of fs.readdirSync(checkpointDir, { withFileTypes: true })) {
       if (entry.name === PAGE_MANIFEST_FILE || entry.name === PREPARED_MAPPING_DIR) continue;
       const from = path.join(checkpointDir, entry.name);
+      // CRIU writes regular files; a link from a crafted tar would have the shim write through it.
+      const refuseLinks = (file: string): boolean => {
+        if (fs.lstatSync(file).isSymbolicLink()) throw new InvalidArgumentError(`checkpoint ${manifest.checkpointId}: ${path.relative(checkpointDir, file)} is a symbolic link; a checkpoint holds none`);
+        return true;
+      };
+      refuseLinks(from);
       if (entry.isFile()) fs.copyFileSync(from, path.join(imageDir, entry.name));
-      else fs.cpSync(from, path.join(imageDir, entry.name), { recursive: true });
+      else fs.cpSync(from, path.join(imageDir, entry.name), { recursive: true, filter: refuseLinks });
     }
     return (async () => {
       const namedFiles = await pageCacheFilesNamed(imageDir);
@@ -230,11 +247,13 @@ export class PageStoreArchive implements CheckpointArchive {
     const name = path.basename(cache.hostPath);
     let plan: PageCacheLayout;
     let result: MapRewrite;
-    if (prepared !== undefined && prepared.checkpointId === stored.checkpointId && prepared.pathInRestore === cache.pathInRestore) {
-      ({ layout: plan, rewrite: result } = applyPreparedMapping(imageDir, prepared));
+    const fits = prepared !== undefined && prepared.checkpointId === stored.checkpointId && prepared.pathInRestore === cache.pathInRestore;
+    if (prepared !== undefined && !fits) log.warn(`checkpoint ${stored.checkpointId}: its prepared mapping names checkpoint ${prepared.checkpointId} (${prepared.pathInRestore}); planned here instead`);
+    const applied = fits ? appliedPreparedMapping(imageDir, prepared) : undefined;
+    if (applied !== undefined) {
+      ({ layout: plan, rewrite: result } = applied);
       lap('prepared images');
     } else {
-      if (prepared !== undefined) log.warn(`checkpoint ${stored.checkpointId}: its prepared mapping names checkpoint ${prepared.checkpointId} (${prepared.pathInRestore}); planned here instead`);
       if (!(await dumpedMountpoints(imageDir)).includes(PAGE_CACHE_MOUNT)) {
         log.info(`checkpoint ${stored.checkpointId} for ${containerId}: dumped without ${PAGE_CACHE_MOUNT}, restored by copying`);
         return { imagePath: await this.rebuildPages(stored, imageDir) };

@@ -81,6 +81,7 @@ test('a pages file followed while it is written is taken during the dump and res
   await writePagemap(1, 1, 9000);
   const checkpointDir = path.join(dir, 'checkpoint');
   await archive.store(imageDir, checkpointDir, CONTEXT, followed);
+  expect(followed.completed).toBe(true);
   expect(fs.existsSync(path.join(checkpointDir, 'pages-1.img'))).toBe(false);
   expect((await restoredPages(checkpointDir, 'pages-1.img')).equals(pages)).toBe(true);
   expect(await verifyStore()).toEqual({ ok: true, checkpoints: 1 });
@@ -117,6 +118,7 @@ test('a followed file that is not the first the manifest lists is taken again in
   await writePagemap(2, 2, 300);
   const checkpointDir = path.join(dir, 'checkpoint');
   await archive.store(imageDir, checkpointDir, CONTEXT, followed);
+  expect(followed.completed).toBe(false);
   expect((await restoredPages(checkpointDir, 'pages-2.img')).equals(first)).toBe(true);
   expect((await restoredPages(checkpointDir, 'pages-1.img')).equals(second)).toBe(true);
   expect(await verifyStore()).toEqual({ ok: true, checkpoints: 1 });
@@ -129,4 +131,34 @@ test('a pages file shorter than its pagemap fails the checkpoint and leaves the 
   await writePagemap(1, 1, 3001);
   await expect(archive.store(imageDir, path.join(dir, 'checkpoint'), CONTEXT, followed)).rejects.toThrow(/pages-1\.img: is 12288000 bytes, but the present runs/);
   expect(await verifyStore()).toEqual({ ok: true, checkpoints: 0 });
+});
+
+test("a dump is not followed while another ingest holds the store's lock, and is taken after it", async () => {
+  const other = PageStore.open(storeRoot);
+  const session = await other.beginIngest({ checkpointId: 'other', containerId: 'other', namespace: 'default' });
+  const pages = dumpedPages(6000);
+  const followed = archive.followDump(imageDir, CONTEXT) as DumpFollower;
+  await writeGrowing(path.join(imageDir, 'pages-1.img'), pages, 3);
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  expect(followed.pagesTaken).toBe(0);
+  session.abort();
+  other.close();
+  await writePagemap(1, 1, 6000);
+  const checkpointDir = path.join(dir, 'checkpoint');
+  await archive.store(imageDir, checkpointDir, CONTEXT, followed);
+  expect(followed.completed).toBe(false);
+  expect((await restoredPages(checkpointDir, 'pages-1.img')).equals(pages)).toBe(true);
+});
+
+test('a checkpoint holding a symbolic link is refused before anything is written through it', async () => {
+  const pages = dumpedPages(100);
+  fs.writeFileSync(path.join(imageDir, 'pages-1.img'), pages);
+  await writePagemap(1, 1, 100);
+  const checkpointDir = path.join(dir, 'checkpoint');
+  await archive.store(imageDir, checkpointDir, CONTEXT);
+  const target = path.join(dir, 'outside');
+  fs.writeFileSync(target, 'untouched');
+  fs.symlinkSync(target, path.join(checkpointDir, 'pages-1.img'));
+  await expect(restoredPages(checkpointDir, 'pages-1.img')).rejects.toThrow(/pages-1\.img is a symbolic link/);
+  expect(fs.readFileSync(target, 'utf8')).toBe('untouched');
 });

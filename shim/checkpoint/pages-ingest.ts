@@ -13,6 +13,7 @@ import type { IngestSession } from '../store/ingest-session';
 import { FileRead, PageHashPool, SharedChunks } from '../store/page-hash-pool';
 import { PageRun, PageRunsBuilder } from '../store/page-runs';
 import { PageStore } from '../store/page-store';
+import { StoreLockTimeoutError } from '../store/store-error';
 import type { ArchiveContext, FollowedDump } from './checkpoint-archive';
 
 /** Pages read and hashed per step: 8 MiB. */
@@ -116,6 +117,7 @@ export interface FollowedPages {
  */
 export class DumpFollower implements FollowedDump {
   private stopped = false;
+  private completedValue = false;
   private store: PageStore | undefined;
   private session: IngestSession | undefined;
   private fd: number | undefined;
@@ -159,7 +161,9 @@ export class DumpFollower implements FollowedDump {
         try {
           const totalPages = (await checkPagesFile(pagemap)) / PAGE_SIZE;
           await ingest.feed(totalPages, true);
-          return await ingest.finish();
+          const runs = await ingest.finish();
+          this.completedValue = true;
+          return runs;
         } finally {
           await this.closeFile();
         }
@@ -173,11 +177,20 @@ export class DumpFollower implements FollowedDump {
     this.stopped = true;
     this.wake?.();
     await this.running;
-    await this.closeFile();
-    this.session?.abort();
-    this.session = undefined;
-    this.store?.close();
-    this.store = undefined;
+    try {
+      await this.closeFile();
+    } finally {
+      // The session's pack bytes are cut back and its lock released whatever happened above.
+      this.session?.abort();
+      this.session = undefined;
+      this.store?.close();
+      this.store = undefined;
+    }
+  }
+
+  /** Whether store() took the followed file's pages as they were followed. */
+  get completed(): boolean {
+    return this.completedValue;
   }
 
   private get pagesPath(): string {
@@ -192,9 +205,6 @@ export class DumpFollower implements FollowedDump {
   }
 
   private async follow(): Promise<void> {
-    this.store = PageStore.open(this.storeRoot);
-    // The writer lock from now on: another shim's ingest goes first, as it would after the dump.
-    this.session = await this.store.beginIngest({ checkpointId: randomUUID(), ...this.context });
     while (!this.stopped && this.fd === undefined) {
       try {
         this.fd = fs.openSync(this.pagesPath, 'r');
@@ -203,7 +213,18 @@ export class DumpFollower implements FollowedDump {
         await this.pause();
       }
     }
-    if (this.fd === undefined) return;
+    // The store's writer lock only once there is a whole chunk to take, and only if nobody
+    // holds it: otherwise (a small dump, another shim's ingest) the pages are taken after the
+    // dump, as they were before, and no ingest waits on a dump.
+    while (!this.stopped && this.fd !== undefined && fs.fstatSync(this.fd).size < CHUNK_PAGES * PAGE_SIZE) await this.pause();
+    if (this.stopped || this.fd === undefined) return;
+    this.store = PageStore.open(this.storeRoot);
+    try {
+      this.session = await this.store.beginIngest({ checkpointId: randomUUID(), ...this.context }, { lockTimeoutMs: 0 });
+    } catch (err) {
+      if (err instanceof StoreLockTimeoutError) return;
+      throw err;
+    }
     this.ingest = new PagesFileIngest(this.session, this.pool, this.fd);
     while (!this.stopped) {
       await this.ingest.feed(Math.floor(fs.fstatSync(this.fd).size / PAGE_SIZE), false);

@@ -163,6 +163,7 @@ export async function writeImageFile(file: string, kind: ImageKind, payloads: re
   await writeFileAtomically(file, serializeImage(kind, payloads));
 }
 
+/** Replaces `file` through a temporary name: atomic for readers, but not durable (no fsync). */
 export async function writeFileAtomically(file: string, bytes: Uint8Array): Promise<void> {
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
   const handle = await fsp.open(tmp, 'w', 0o644);

@@ -56,6 +56,11 @@ const CACHE = { hostPath: '/unused', pathInRestore: '/pageshare-cache/ck-1.pages
     const prepared = readPreparedMapping(checkpoint);
     expect(prepared).toMatchObject({ checkpointId: 'ck-1', pathInRestore: CACHE.pathInRestore });
     const restored = copyOfDump('restored');
+    // Not onto images other than those it was made from.
+    const edited = copyOfDump('edited');
+    const mmName = [...prepared!.images.keys()].find((n) => n.startsWith('mm-')) as string;
+    fs.appendFileSync(path.join(edited, mmName), Buffer.from([0]));
+    expect(() => applyPreparedMapping(edited, prepared!)).toThrow(`the dumped ${mmName} is not the one it was prepared from`);
     const applied = applyPreparedMapping(restored, prepared!);
 
     const changed = fs.readdirSync(planned).filter((n) => !fs.readFileSync(path.join(planned, n)).equals(fs.readFileSync(path.join(dump, n))));
@@ -77,6 +82,11 @@ const CACHE = { hostPath: '/unused', pathInRestore: '/pageshare-cache/ck-1.pages
     fs.writeFileSync(path.join(dir, mm), bytes);
     expect(() => readPreparedMapping(checkpoint)).toThrow(PreparedMappingError);
     expect(() => readPreparedMapping(checkpoint)).toThrow(`${mm} does not match its SHA-256`);
+
+    // A link in its place is not followed.
+    fs.rmSync(path.join(dir, mm));
+    fs.symlinkSync(path.join(dump, mm), path.join(dir, mm));
+    expect(() => readPreparedMapping(checkpoint)).toThrow(`${mm} is a symlink`);
 
     const planFile = path.join(dir, 'plan.json');
     const plan = JSON.parse(fs.readFileSync(planFile, 'utf8')) as { images: Record<string, string> };

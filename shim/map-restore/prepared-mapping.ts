@@ -13,7 +13,8 @@ import { PAGE_SIZE } from '../criu/page-size';
 import { dumpedMountpoints } from './dumped-mounts';
 import type { ByteCopy } from './map-plan';
 import { PAGE_CACHE_MOUNT } from './map-spec';
-import { applyImagesMapping, planImagesMapping, type MapRewrite, type PageCacheLayout, type TaskLayout } from './rewrite-images';
+import { HEAP_RANGES_FILE } from './heap-ranges';
+import { applyImagesMapping, layoutOf, planImagesMapping, type MapRewrite, type PageCacheLayout, type TaskLayout } from './rewrite-images';
 
 /** The folder in a checkpoint dir (and so in containerd's tar) that holds a prepared mapping. */
 export const PREPARED_MAPPING_DIR = 'pageshare-map';
@@ -22,6 +23,8 @@ const PLAN_VERSION = 1;
 /** The only files a prepared mapping may replace in a restore's images. */
 const IMAGE_NAME = /^(mm-\d+|pagemap-\d+|files)\.img$/;
 const PAGES_FILE_NAME = /^pages-\d+\.img$/;
+/** Any file of a prepared mapping (a plan with a few hundred thousand copies is ~10 MiB). */
+const MAX_FILE_BYTES = 64 * 1024 * 1024;
 
 /** plan.json: the layout, the summary, and a SHA-256 of every rewritten image. */
 interface PlanFile {
@@ -33,8 +36,11 @@ interface PlanFile {
   readonly fileBytes: number;
   readonly summary: { readonly mappings: number; readonly mappedPages: number; readonly keptPages: number };
   /** Copies flattened as from, to, length triples. */
-  readonly tasks: ReadonlyArray<{ readonly pagesFile: string; readonly fileBase: number; readonly toFile: readonly number[]; readonly toPages: readonly number[] }>;
+  readonly tasks: ReadonlyArray<{ readonly pid: string; readonly pagesFile: string; readonly fileBase: number; readonly toFile: readonly number[]; readonly toPages: readonly number[] }>;
+  /** SHA-256 of each rewritten image. */
   readonly images: Readonly<Record<string, string>>;
+  /** SHA-256 of each dumped image the plan was made from (so it is applied only to those). */
+  readonly inputs: Readonly<Record<string, string>>;
 }
 
 export interface PreparedMapping {
@@ -63,7 +69,13 @@ export async function writePreparedMapping(imageDir: string, checkpointId: strin
   fs.mkdirSync(outDir);
   const summary = await applyImagesMapping(imageDir, plan, { hostPath: '', pathInRestore }, outDir);
   const images: Record<string, string> = {};
-  for (const name of fs.readdirSync(outDir).sort()) images[name] = sha256(fs.readFileSync(path.join(outDir, name)));
+  const inputs: Record<string, string> = {};
+  for (const name of fs.readdirSync(outDir).sort()) {
+    images[name] = sha256(fs.readFileSync(path.join(outDir, name)));
+    inputs[name] = sha256(fs.readFileSync(path.join(imageDir, name)));
+  }
+  const heapRanges = path.join(imageDir, HEAP_RANGES_FILE);
+  if (fs.existsSync(heapRanges)) inputs[HEAP_RANGES_FILE] = sha256(fs.readFileSync(heapRanges));
   const file: PlanFile = {
     version: PLAN_VERSION,
     checkpointId,
@@ -71,8 +83,9 @@ export async function writePreparedMapping(imageDir: string, checkpointId: strin
     layout: plan.layout,
     fileBytes: plan.fileBytes,
     summary: { mappings: summary.mappings, mappedPages: summary.mappedPages, keptPages: summary.keptPages },
-    tasks: plan.tasks.map((t) => ({ pagesFile: path.basename(t.pagesPath), fileBase: t.fileBase, toFile: flatten(t.plan.toFile), toPages: flatten(t.plan.toPages) })),
+    tasks: plan.tasks.map((t) => ({ pid: t.pid, pagesFile: path.basename(t.pagesPath), fileBase: t.fileBase, toFile: flatten(t.plan.toFile), toPages: flatten(t.plan.toPages) })),
     images,
+    inputs,
   };
   fs.writeFileSync(path.join(outDir, PLAN_FILE), JSON.stringify(file));
   return summary;
@@ -85,13 +98,8 @@ export async function writePreparedMapping(imageDir: string, checkpointId: strin
  */
 export function readPreparedMapping(checkpointDir: string): PreparedMapping | undefined {
   const dir = path.join(checkpointDir, PREPARED_MAPPING_DIR);
-  let text: string;
-  try {
-    text = fs.readFileSync(path.join(dir, PLAN_FILE), 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
+  if (!fs.existsSync(path.join(dir, PLAN_FILE))) return undefined;
+  const text = readRegularFile(dir, PLAN_FILE).toString('utf8');
   let plan: PlanFile;
   try {
     plan = JSON.parse(text) as PlanFile;
@@ -101,7 +109,7 @@ export function readPreparedMapping(checkpointDir: string): PreparedMapping | un
   checkPlanFile(dir, plan);
   const images = new Map<string, Buffer>();
   for (const [name, digest] of Object.entries(plan.images)) {
-    const bytes = fs.readFileSync(path.join(dir, name));
+    const bytes = readRegularFile(dir, name);
     if (sha256(bytes) !== digest) throw new PreparedMappingError(dir, `${name} does not match its SHA-256 in ${PLAN_FILE}`);
     images.set(name, bytes);
   }
@@ -110,8 +118,18 @@ export function readPreparedMapping(checkpointDir: string): PreparedMapping | un
 
 /** Puts the prepared images in place of the dumped ones in `imageDir`; returns the layout and what it maps. */
 export function applyPreparedMapping(imageDir: string, prepared: PreparedMapping): { layout: PageCacheLayout; rewrite: MapRewrite } {
-  for (const [name, bytes] of prepared.images) fs.writeFileSync(path.join(imageDir, name), bytes);
   const { plan } = prepared;
+  // Only onto the images it was made from: a dump edited since is planned afresh.
+  for (const [name, digest] of Object.entries(plan.inputs)) {
+    const file = path.join(imageDir, name);
+    if (!fs.existsSync(file) || sha256(fs.readFileSync(file)) !== digest) throw new PreparedMappingError(imageDir, `the dumped ${name} is not the one it was prepared from`);
+  }
+  // Through a new name: never written through whatever stands at the old one.
+  for (const [name, bytes] of prepared.images) {
+    const tmp = path.join(imageDir, `.${name}.prepared`);
+    fs.writeFileSync(tmp, bytes, { flag: 'wx' });
+    fs.renameSync(tmp, path.join(imageDir, name));
+  }
   const tasks: TaskLayout[] = plan.tasks.map((t) => ({
     pagesPath: path.join(imageDir, t.pagesFile),
     fileBase: t.fileBase,
@@ -143,15 +161,42 @@ function checkPlanFile(dir: string, plan: PlanFile): void {
   if (typeof s !== 'object' || s === null || !isCount(s.mappings) || !isCount(s.mappedPages) || !isCount(s.keptPages)) bad('the summary is malformed');
   if (!Array.isArray(plan.tasks) || plan.tasks.length === 0) bad('it names no task');
   for (const t of plan.tasks) {
-    if (typeof t !== 'object' || t === null || typeof t.pagesFile !== 'string' || !PAGES_FILE_NAME.test(t.pagesFile)) bad('a task names no pages file');
+    if (typeof t !== 'object' || t === null || typeof t.pagesFile !== 'string' || !PAGES_FILE_NAME.test(t.pagesFile) || typeof t.pid !== 'string') bad('a task names no pages file');
     if (!isCount(t.fileBase) || t.fileBase % PAGE_SIZE !== 0 || t.fileBase > plan.fileBytes) bad(`a task's file base ${String(t.fileBase)}`);
     for (const copies of [t.toFile, t.toPages]) {
       if (!Array.isArray(copies) || copies.length % 3 !== 0 || !copies.every((n) => isCount(n) && n % PAGE_SIZE === 0)) bad(`the copies of ${t.pagesFile} are malformed`);
     }
+    for (let i = 0; i < t.toFile.length; i += 3) {
+      if (t.fileBase + (t.toFile[i + 1] as number) + (t.toFile[i + 2] as number) > plan.fileBytes) bad(`a copy of ${t.pagesFile} ends past the file's ${plan.fileBytes} bytes`);
+    }
   }
-  if (typeof plan.images !== 'object' || plan.images === null) bad('it lists no images');
-  for (const [name, digest] of Object.entries(plan.images)) {
-    if (!IMAGE_NAME.test(name) || typeof digest !== 'string') bad(`it lists ${JSON.stringify(name)}`);
+  for (const field of ['images', 'inputs'] as const) {
+    const named = plan[field];
+    if (typeof named !== 'object' || named === null) bad(`it has no ${field}`);
+    for (const [name, digest] of Object.entries(named)) {
+      if (!(IMAGE_NAME.test(name) || (field === 'inputs' && name === HEAP_RANGES_FILE)) || typeof digest !== 'string') bad(`it lists ${JSON.stringify(name)}`);
+    }
+  }
+  // The layout names what sits where in the page-cache file (its seal): it must be this one's.
+  if (layoutOf(plan.tasks.map((t) => ({ pid: t.pid, pagesFile: t.pagesFile, fileBase: t.fileBase, toFile: unflatten(t.toFile) }))) !== plan.layout) bad('its layout does not match its copies');
+}
+
+/** Reads a regular file (never through a symlink), refusing anything larger than an image may be. */
+function readRegularFile(dir: string, name: string): Buffer {
+  let fd: number;
+  try {
+    fd = fs.openSync(path.join(dir, name), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ELOOP') throw new PreparedMappingError(dir, `${name} is a symlink`);
+    throw err;
+  }
+  try {
+    const st = fs.fstatSync(fd);
+    if (!st.isFile()) throw new PreparedMappingError(dir, `${name} is not a regular file`);
+    if (st.size > MAX_FILE_BYTES) throw new PreparedMappingError(dir, `${name} is ${st.size} bytes, more than ${MAX_FILE_BYTES}`);
+    return fs.readFileSync(fd);
+  } finally {
+    fs.closeSync(fd);
   }
 }
 

@@ -94,11 +94,16 @@ export async function planImagesMapping(imageDir: string): Promise<ImagesMapPlan
     tasks.push({ pid: pagemap.id, mmPath, mm, pagemapPath: pagemap.pagemapPath, pagesPath: pagemap.pagesPath, pagesId: pagemap.pagemap.pagesId, pageCountField: pagemap.pagemap.pageCountField, plan, fileBase: fileBytes });
     fileBytes += plan.fileBytes;
   }
-  const layout = crypto
-    .createHash('sha256')
-    .update(JSON.stringify(tasks.map((t) => [t.pid, path.basename(t.pagesPath), t.fileBase, t.plan.toFile])))
-    .digest('hex');
+  const layout = layoutOf(tasks.map((t) => ({ pid: t.pid, pagesFile: path.basename(t.pagesPath), fileBase: t.fileBase, toFile: t.plan.toFile })));
   return { tasks, fileBytes, layout };
+}
+
+/** The name of a page-cache file's layout: which dumped pages of which task sit where. */
+export function layoutOf(tasks: ReadonlyArray<{ pid: string; pagesFile: string; fileBase: number; toFile: readonly ByteCopy[] }>): string {
+  return crypto
+    .createHash('sha256')
+    .update(JSON.stringify(tasks.map((t) => [t.pid, t.pagesFile, t.fileBase, t.toFile.map((c) => ({ from: c.from, to: c.to, length: c.length }))])))
+    .digest('hex');
 }
 
 /**

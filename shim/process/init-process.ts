@@ -198,11 +198,16 @@ export class InitProcess extends ShimProcess {
           emptyNamespaces: request.emptyNamespaces,
           cgroupsMode: request.cgroupsMode,
         });
+      } catch (err) {
+        await followed?.abandon().catch((e: unknown) => log.warn(`dropping what was taken of ${this.containerId}'s failed dump: ${errorMessage(e)}`));
+        throw new RuntimeError(`checkpoint of ${this.containerId} failed: ${(err as Error).message}\n${criuFailureDetails(workPath, 'dump.log', this.bundle)}`);
+      }
+      try {
         // With the images, so a map-mode restore of this dump can map the reported heaps.
         writeHeapRanges(imagePath, heapRanges);
       } catch (err) {
-        await followed?.abandon();
-        throw new RuntimeError(`checkpoint of ${this.containerId} failed: ${(err as Error).message}\n${criuFailureDetails(workPath, 'dump.log', this.bundle)}`);
+        await followed?.abandon().catch(() => undefined);
+        throw err;
       }
       await archive.store(imagePath, checkpointDir, this.archiveContext, followed);
     } finally {
