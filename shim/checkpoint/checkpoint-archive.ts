@@ -18,11 +18,19 @@ export interface CheckpointArchive {
    * one that failed.
    */
   followDump?(imageDir: string, context: ArchiveContext): FollowedDump;
-  /** After a dump into `imageDir`, writes what containerd will keep into `checkpointDir`. */
-  store(imageDir: string, checkpointDir: string, context: ArchiveContext, followed?: FollowedDump): Promise<void>;
+  /**
+   * After a dump into `imageDir`, writes what containerd will keep into `checkpointDir`.
+   * Work that goes on reading `imageDir` after it resolves is in `settled`.
+   */
+  store(imageDir: string, checkpointDir: string, context: ArchiveContext, followed?: FollowedDump): Promise<StoredCheckpoint | void>;
   /** Before a restore: an image directory CRIU can read, made from `checkpointDir`
    * (may be `checkpointDir` itself). `scratchDir` is private and removed afterwards. */
   load(checkpointDir: string, scratchDir: string, context: ArchiveContext): Promise<LoadedImages>;
+}
+
+export interface StoredCheckpoint {
+  /** Settles once nothing reads the dump's images any more (they may be removed then). */
+  readonly settled: Promise<void>;
 }
 
 /** Work an archive started during a dump (followDump). */
@@ -40,4 +48,6 @@ export interface LoadedImages {
    * not resume at all if it rejects (with the error the restore fails with).
    */
   readonly beforeResume?: Promise<void>;
+  /** Called once the restore is over (its tasks run, or it failed): what load() held goes. */
+  readonly release?: () => void;
 }

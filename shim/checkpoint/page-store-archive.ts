@@ -4,6 +4,7 @@
 // Before a restore the pages files are rebuilt from the store, each page verified.
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { PagemapFile, listPagemaps } from '../criu/checkpoint-images';
 import { PAGE_SIZE } from '../criu/page-size';
@@ -11,21 +12,21 @@ import { presentPageCount } from '../criu/pagemap';
 import { log } from '../log/logger';
 import { collectWhenQuiet } from '../memory/idle-collection';
 import { PAGE_CACHE_MOUNT, pageCacheDir } from '../map-restore/map-spec';
-import { applyImagesMapping, isSealedPageCacheFile, planImagesMapping, startPageCacheFile, type MapRewrite, type PageCacheLayout } from '../map-restore/rewrite-images';
+import { applyImagesMapping, isSealedPageCacheFile, planImagesMapping, preparedForOf, startPageCacheFile, type ImagesMapPlan, type MapRewrite, type PageCacheLayout } from '../map-restore/rewrite-images';
 import { PREPARED_MAPPING_DIR, PreparedMappingError, applyPreparedMapping, prepareMapping, readPreparedMapping, type PreparedMapping } from '../map-restore/prepared-mapping';
 import { InvalidArgumentError } from '../errors/shim-error';
 import type { ByteCopy } from '../map-restore/map-plan';
 import { dumpedMountpoints } from '../map-restore/dumped-mounts';
 import { checkPageCacheFilesPresent, pageCacheFilesNamed, recordPageCacheRefs } from '../map-restore/page-cache-refs';
 import { PAGE_MANIFEST_FILE, readManifestFileSync, writeManifestFile } from '../store/manifest-file';
-import { pageCacheFileName } from '../store/page-cache-dir';
+import { pageCacheFileName, refsDirPathOf, sealPathOf } from '../store/page-cache-dir';
 import type { ManifestPagesFile, PageManifest, PagedManifest, StoredManifest } from '../store/page-manifest';
 import { namePagesOf, pagedManifestOf, storedNamesOf } from '../store/name-pages';
 import type { IngestSession } from '../store/ingest-session';
 import { PageHashPool } from '../store/page-hash-pool';
 import { PageRange } from '../store/page-runs';
 import { PageStore } from '../store/page-store';
-import type { ArchiveContext, CheckpointArchive, FollowedDump, LoadedImages } from './checkpoint-archive';
+import type { ArchiveContext, CheckpointArchive, FollowedDump, LoadedImages, StoredCheckpoint } from './checkpoint-archive';
 import { DumpFollower, ingestPagesFile } from './pages-ingest';
 import { FileLock } from '../store/file-lock';
 
@@ -37,6 +38,46 @@ import { FileLock } from '../store/file-lock';
 function pageCacheWriterLock(storeRoot: string, domainDir: string): string {
   return path.join(storeRoot, 'locks', `page-cache-${path.basename(domainDir)}.lock`);
 }
+/**
+ * Held shared by every map-mode restore of a domain from before it looks at a page-cache file
+ * until its runc restore is over (CRIU opens the file by name meanwhile), and exclusively by
+ * whoever removes a sealed file that is not garbage yet (supersedePreparedFiles).
+ */
+function pageCacheReadersLock(storeRoot: string, domainDir: string): string {
+  return path.join(storeRoot, 'locks', `page-cache-${path.basename(domainDir)}.readers`);
+}
+
+/** Copies the dumped pages `copies` names from a pages file into the page-cache file at `base`. */
+async function copyIntoFile(pagesPath: string, fd: number, copies: readonly ByteCopy[], base: number): Promise<void> {
+  const from = await fsp.open(pagesPath, 'r');
+  const buffer = Buffer.allocUnsafe(COPY_CHUNK_BYTES);
+  try {
+    for (const c of copies) {
+      for (let done = 0; done < c.length; ) {
+        const want = Math.min(COPY_CHUNK_BYTES, c.length - done);
+        const { bytesRead } = await from.read(buffer, 0, want, c.from + done);
+        if (bytesRead !== want) throw new Error(`${pagesPath}: short read at ${c.from + done} (${bytesRead} of ${want} bytes)`);
+        await writeAllAt(fd, buffer.subarray(0, want), base + c.to + done);
+        done += want;
+      }
+    }
+  } finally {
+    await from.close();
+  }
+}
+
+const COPY_CHUNK_BYTES = 4 * 1024 * 1024;
+
+function writeAllAt(fd: number, bytes: Buffer, position: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const step = (at: number): void => {
+      if (at === bytes.length) return resolve();
+      fs.write(fd, bytes, at, bytes.length - at, position + at, (err, written) => (err ? reject(err) : step(at + written)));
+    };
+    step(0);
+  });
+}
+
 /** Writers of other checkpoints of the domain go first; each takes ~0.5 s per 200 MiB here. */
 const PAGE_CACHE_LOCK_TIMEOUT_MS = 10 * 60_000;
 
@@ -104,7 +145,7 @@ export class PageStoreArchive implements CheckpointArchive {
     return new DumpFollower(this.root(), imageDir, context, this.hashPool);
   }
 
-  async store(imageDir: string, checkpointDir: string, context: ArchiveContext, followedDump?: FollowedDump): Promise<void> {
+  async store(imageDir: string, checkpointDir: string, context: ArchiveContext, followedDump?: FollowedDump): Promise<StoredCheckpoint | void> {
     let followed = followedDump instanceof DumpFollower ? await followedDump.stop() : undefined;
     if (followedDump !== undefined && !(followedDump instanceof DumpFollower)) await followedDump.abandon();
     let pagemaps: PagemapFile[];
@@ -124,6 +165,7 @@ export class PageStoreArchive implements CheckpointArchive {
     const started = Date.now();
     const store = followed?.store ?? PageStore.open(this.root());
     let publishing = false;
+    let settled: Promise<void> | undefined;
     try {
       let session: IngestSession;
       try {
@@ -166,6 +208,11 @@ export class PageStoreArchive implements CheckpointArchive {
         throw err;
       }
       const durableMs = Date.now() - started;
+      // The page-cache file a map-mode restore of this checkpoint maps, written from the dump
+      // after this call returns (prepared-mapping.ts), so that the first restore finds it sealed.
+      const plan = await preparing;
+      const checkpointId = session.checkpointId;
+      settled = plan === undefined ? undefined : new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.preparePageCacheFile(plan, context, checkpointId));
       // Indexing (a B-tree insert per new page) happens after the call returns, so that
       // containerd's pause does not wait for it; a restore of this checkpoint waits for it
       // (awaitIndexed), and if this process dies first the next writer does it.
@@ -182,16 +229,74 @@ export class PageStoreArchive implements CheckpointArchive {
     } finally {
       if (!publishing) store.close();
     }
+    return settled === undefined ? undefined : { settled };
   }
 
   /** prepareMapping, never failing the checkpoint: a restore plans what is not prepared. */
-  private async prepareMapping(imageDir: string, checkpointId: string): Promise<void> {
+  private async prepareMapping(imageDir: string, checkpointId: string): Promise<ImagesMapPlan | undefined> {
     try {
-      await prepareMapping(imageDir, checkpointId, pathInRestoreOf(checkpointId));
+      return await prepareMapping(imageDir, checkpointId, pathInRestoreOf(checkpointId));
     } catch (err) {
       fs.rmSync(path.join(imageDir, PREPARED_MAPPING_DIR), { recursive: true, force: true });
       log.warn(`checkpoint ${checkpointId}: preparing its map-mode restore failed, a restore will plan it: ${(err as Error).message}`);
+      return undefined;
     }
+  }
+
+  /**
+   * After a checkpoint: its page-cache file in the namespace's domain, copied from the dump
+   * (the bytes its page names were computed from) and sealed, then the files earlier
+   * checkpoints of the container left there superseded. Never fails the checkpoint: a restore
+   * writes what is not there.
+   */
+  private async preparePageCacheFile(plan: ImagesMapPlan, context: ArchiveContext, checkpointId: string): Promise<void> {
+    const started = Date.now();
+    const domainDir = pageCacheDir(this.root(), context.namespace);
+    const hostPath = pageCacheFileOf(domainDir, checkpointId).hostPath;
+    try {
+      fs.mkdirSync(domainDir, { recursive: true, mode: 0o755 });
+      const lockFile = pageCacheWriterLock(this.root(), domainDir);
+      fs.mkdirSync(path.dirname(lockFile), { recursive: true });
+      const lock = await FileLock.acquire(lockFile, { exclusive: true, timeoutMs: PAGE_CACHE_LOCK_TIMEOUT_MS, holder: `pid ${process.pid}` });
+      try {
+        if (!isSealedPageCacheFile(hostPath, plan)) {
+          const writing = await startPageCacheFile(hostPath, plan, (fd, task) => copyIntoFile(task.pagesPath, fd, task.plan.toFile, task.fileBase), { preparedFor: context.containerId });
+          await writing.complete;
+        }
+      } finally {
+        lock.release();
+      }
+      const superseded = this.supersedePreparedFiles(domainDir, context.containerId, hostPath);
+      log.info(`checkpoint ${checkpointId} of ${context.containerId}: page-cache file ${path.basename(hostPath)} written in ${Date.now() - started} ms${superseded > 0 ? `, ${superseded} earlier one(s) of the container removed` : ''}`);
+    } catch (err) {
+      log.warn(`checkpoint ${checkpointId}: its page-cache file was not written, a restore will write it: ${(err as Error).message}`);
+    }
+  }
+
+  /**
+   * Removes the page-cache files earlier checkpoints of the container prepared in the domain,
+   * unless a checkpoint depends on one (refs) or a restore is reading the domain (it holds
+   * the readers' lock shared: it may be about to map one). Returns how many went.
+   */
+  private supersedePreparedFiles(domainDir: string, containerId: string, keep: string): number {
+    const readers = FileLock.tryAcquire(pageCacheReadersLock(this.root(), domainDir), { exclusive: true, holder: `pid ${process.pid}` });
+    if (readers === undefined) return 0;
+    let removed = 0;
+    try {
+      for (const name of fs.readdirSync(domainDir)) {
+        if (!name.endsWith('.pages')) continue;
+        const file = path.join(domainDir, name);
+        if (file === keep || preparedForOf(file) !== containerId) continue;
+        if (fs.existsSync(refsDirPathOf(file)) && fs.readdirSync(refsDirPathOf(file)).length > 0) continue;
+        // The seal first: never a seal beside a file it was not made for.
+        fs.rmSync(sealPathOf(file), { force: true });
+        fs.rmSync(file, { force: true });
+        removed++;
+      }
+    } finally {
+      readers.release();
+    }
+    return removed;
   }
 
   load(checkpointDir: string, scratchDir: string, context: ArchiveContext): Promise<LoadedImages> {
@@ -222,7 +327,17 @@ export class PageStoreArchive implements CheckpointArchive {
       if (namedFiles.length > 0) checkPageCacheFilesPresent(pageCacheDir(this.root(), context.namespace), namedFiles, manifest.checkpointId);
       const domainDir = context.pageCacheDir;
       if (domainDir === undefined) return { imagePath: await this.rebuildPages(manifest, imageDir) };
-      return this.rebuildForMapping(manifest, imageDir, domainDir, context.containerId, prepared);
+      // Shared with other restores; keeps a superseding checkpoint from removing a sealed file
+      // this restore is about to have CRIU open by name (supersedePreparedFiles).
+      const readersLock = pageCacheReadersLock(this.root(), domainDir);
+      fs.mkdirSync(path.dirname(readersLock), { recursive: true });
+      const readers = await FileLock.acquire(readersLock, { exclusive: false, timeoutMs: PAGE_CACHE_LOCK_TIMEOUT_MS });
+      try {
+        return { ...(await this.rebuildForMapping(manifest, imageDir, domainDir, context.containerId, prepared)), release: () => readers.release() };
+      } catch (err) {
+        readers.release();
+        throw err;
+      }
     })();
   }
 

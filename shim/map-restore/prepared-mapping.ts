@@ -14,7 +14,7 @@ import { dumpedMountpoints } from './dumped-mounts';
 import type { ByteCopy } from './map-plan';
 import { PAGE_CACHE_MOUNT } from './map-spec';
 import { HEAP_RANGES_FILE } from './heap-ranges';
-import { applyImagesMapping, layoutOf, planImagesMapping, type MapRewrite, type PageCacheLayout, type TaskLayout } from './rewrite-images';
+import { applyImagesMapping, layoutOf, planImagesMapping, type ImagesMapPlan, type MapRewrite, type PageCacheLayout, type TaskLayout } from './rewrite-images';
 
 /** The folder in a checkpoint dir (and so in containerd's tar) that holds a prepared mapping. */
 export const PREPARED_MAPPING_DIR = 'pageshare-map';
@@ -56,13 +56,13 @@ export interface PreparedMapping {
  * writes the result into imageDir/PREPARED_MAPPING_DIR. Nothing when the dump cannot be
  * mapped (no page-cache mount in it, or nothing mappable).
  */
-export async function prepareMapping(imageDir: string, checkpointId: string, pathInRestore: string): Promise<MapRewrite | undefined> {
+export async function prepareMapping(imageDir: string, checkpointId: string, pathInRestore: string): Promise<ImagesMapPlan | undefined> {
   if (!(await dumpedMountpoints(imageDir)).includes(PAGE_CACHE_MOUNT)) return undefined;
   return writePreparedMapping(imageDir, checkpointId, pathInRestore);
 }
 
-/** prepareMapping without asking whether the dump has the page-cache mount. */
-export async function writePreparedMapping(imageDir: string, checkpointId: string, pathInRestore: string): Promise<MapRewrite | undefined> {
+/** prepareMapping without asking whether the dump has the page-cache mount; returns the plan. */
+export async function writePreparedMapping(imageDir: string, checkpointId: string, pathInRestore: string): Promise<ImagesMapPlan | undefined> {
   const plan = await planImagesMapping(imageDir);
   if (plan.tasks.length === 0) return undefined;
   const outDir = path.join(imageDir, PREPARED_MAPPING_DIR);
@@ -88,7 +88,7 @@ export async function writePreparedMapping(imageDir: string, checkpointId: strin
     inputs,
   };
   fs.writeFileSync(path.join(outDir, PLAN_FILE), JSON.stringify(file));
-  return summary;
+  return plan;
 }
 
 /**

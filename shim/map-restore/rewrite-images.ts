@@ -195,6 +195,13 @@ interface PageCacheSeal {
   readonly ctimeNs: string;
   /** Set once the file and its name were fsynced (when a later checkpoint came to depend on it). */
   readonly durable?: boolean;
+  /** Written at checkpoint for this container (a later checkpoint of it supersedes the file). */
+  readonly preparedFor?: string;
+}
+
+/** The container a sealed page-cache file was written for at checkpoint, if it was. */
+export function preparedForOf(hostPath: string): string | undefined {
+  return readSeal(hostPath)?.preparedFor;
 }
 
 let bootIdCache: string | undefined;
@@ -299,7 +306,12 @@ export async function writeSealedPageCacheFile<T extends TaskLayout>(hostPath: s
  * again if the name still holds it. The caller keeps other writers of hostPath out until
  * `complete` settles (an unsealed file is otherwise fair game to replace).
  */
-export async function startPageCacheFile<T extends TaskLayout>(hostPath: string, plan: PageCacheLayout & { readonly tasks: readonly T[] }, fill: (fd: number, task: T) => Promise<void>): Promise<{ complete: Promise<void> }> {
+export async function startPageCacheFile<T extends TaskLayout>(
+  hostPath: string,
+  plan: PageCacheLayout & { readonly tasks: readonly T[] },
+  fill: (fd: number, task: T) => Promise<void>,
+  sealed: Pick<PageCacheSeal, 'preparedFor'> = {},
+): Promise<{ complete: Promise<void> }> {
   const tmp = `${hostPath}.${process.pid}-${crypto.randomBytes(4).toString('hex')}.tmp`;
   const fd = fs.openSync(tmp, 'w', 0o444);
   let ino: bigint;
@@ -330,7 +342,7 @@ export async function startPageCacheFile<T extends TaskLayout>(hostPath: string,
     }
     const identity = ours();
     if (identity === undefined) throw new Error(`page-cache file ${hostPath} was replaced while it was being written`);
-    const seal: PageCacheSeal = { version: 1, layout: plan.layout, bootId: bootId(), ...identity };
+    const seal: PageCacheSeal = { version: 1, layout: plan.layout, bootId: bootId(), ...identity, ...sealed };
     const sealTmp = `${tmp}.seal`;
     fs.writeFileSync(sealTmp, JSON.stringify(seal), { mode: 0o444 });
     fs.renameSync(sealTmp, sealPathOf(hostPath));

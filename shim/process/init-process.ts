@@ -98,8 +98,11 @@ export class InitProcess extends ShimProcess {
       const workPath = path.join(source.scratchDir, 'work');
       fs.mkdirSync(workPath, { recursive: true });
       let gate: ResumeGate | undefined;
+      let release: (() => void) | undefined;
       try {
-        const { imagePath, beforeResume } = await (this.loading ?? source.archive.load(source.checkpointDir, source.scratchDir, this.archiveContext));
+        const loaded = await (this.loading ?? source.archive.load(source.checkpointDir, source.scratchDir, this.archiveContext));
+        const { imagePath, beforeResume } = loaded;
+        release = loaded.release;
         if (source.resumeGate === true) armResumeGate(this.bundle, beforeResume !== undefined);
         // Whether the pages have failed already (a gate that said "stop" is why CRIU aborted).
         let pagesFailure: Error | undefined;
@@ -142,6 +145,7 @@ export class InitProcess extends ShimProcess {
         );
       } finally {
         gate?.close();
+        release?.();
         removeInBackground(source.scratchDir);
         collectWhenQuiet();
       }
@@ -179,6 +183,7 @@ export class InitProcess extends ShimProcess {
   ): Promise<void> {
     const imagePath = path.join(scratchDir, 'images');
     const workPath = request.workPath || path.join(scratchDir, 'work');
+    let settled: Promise<void> | undefined;
     try {
       this.lifecycle.check('checkpoint');
       fs.mkdirSync(imagePath, { recursive: true });
@@ -209,10 +214,15 @@ export class InitProcess extends ShimProcess {
         await followed?.abandon().catch(() => undefined);
         throw err;
       }
-      await archive.store(imagePath, checkpointDir, this.archiveContext, followed);
+      settled = (await archive.store(imagePath, checkpointDir, this.archiveContext, followed))?.settled;
     } finally {
-      removeInBackground(scratchDir);
-      collectWhenQuiet();
+      // Once the archive's background work no longer reads the images.
+      void (settled ?? Promise.resolve())
+        .catch(() => undefined)
+        .finally(() => {
+          removeInBackground(scratchDir);
+          collectWhenQuiet();
+        });
     }
   }
 
@@ -254,7 +264,7 @@ export class InitProcess extends ShimProcess {
     this.lifecycle.check('delete');
     if (this.lifecycle.state === 'created-checkpoint') {
       // Never restored: runc knows nothing of it; only the scratch space is ours.
-      await this.loading?.catch(() => undefined);
+      (await this.loading?.catch(() => undefined))?.release?.();
       if (this.restoreSource) fs.rmSync(this.restoreSource.scratchDir, { recursive: true, force: true });
       this.finishDelete();
       return;
