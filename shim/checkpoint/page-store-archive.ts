@@ -208,24 +208,25 @@ export class PageStoreArchive implements CheckpointArchive {
         throw err;
       }
       const durableMs = Date.now() - started;
-      // The page-cache file a map-mode restore of this checkpoint maps, written from the dump
-      // after this call returns (prepared-mapping.ts), so that the first restore finds it sealed.
       const plan = await preparing;
       const checkpointId = session.checkpointId;
-      settled = plan === undefined ? undefined : new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.preparePageCacheFile(plan, context, checkpointId));
       // Indexing (a B-tree insert per new page) happens after the call returns, so that
       // containerd's pause does not wait for it; a restore of this checkpoint waits for it
       // (awaitIndexed), and if this process dies first the next writer does it.
       publishing = true;
       // After this call's answer has gone out.
-      void new Promise<void>((resolve) => setImmediate(resolve))
+      const indexed = new Promise<void>((resolve) => setImmediate(resolve))
         .then(() => session.publish({ inSlices: true }))
-        .then(() => log.info(`checkpoint ${session.checkpointId} of ${context.containerId}: ${session.pageCount} pages, ${session.newPageCount} new in the store, durable in ${durableMs} ms, indexed in ${Date.now() - started} ms`))
-        .catch((err: unknown) => log.warn(`checkpoint ${session.checkpointId}: indexing failed, left to the store's next writer: ${(err as Error).message}`))
+        .then(() => log.info(`checkpoint ${checkpointId} of ${context.containerId}: ${session.pageCount} pages, ${session.newPageCount} new in the store, durable in ${durableMs} ms, indexed in ${Date.now() - started} ms`))
+        .catch((err: unknown) => log.warn(`checkpoint ${checkpointId}: indexing failed, left to the store's next writer: ${(err as Error).message}`))
         .finally(() => {
           store.close();
           collectWhenQuiet(); // the indexing's garbage too
         });
+      // Then the page-cache file a map-mode restore of this checkpoint maps, written from the
+      // dump, so that the first restore finds it sealed; after the indexing, not beside it: the
+      // container resumes and containerd finishes its work meanwhile (2 cores here).
+      if (plan !== undefined) settled = indexed.then(() => this.preparePageCacheFile(plan, context, checkpointId));
     } finally {
       if (!publishing) store.close();
     }
