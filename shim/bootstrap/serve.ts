@@ -13,7 +13,10 @@ import { TtrpcServer } from '../ttrpc/ttrpc-server';
 import { removeServerFiles, shimServerFiles, type ServerEndpoints } from './shim-socket';
 import { sweepStaleScratch } from '../checkpoint/scratch-dir';
 import { KsmBurst } from '../ksm/ksm-burst';
+import { backgroundWorkDone } from '../service/background-work';
 
+/** How long an idle server waits for a checkpoint's background work before it exits. */
+const BACKGROUND_WORK_LIMIT_MS = 120_000;
 /** An idle server lingers this long after its last container, so a `start` that just
  * found it alive is not left pointing at a socket that vanished. */
 const IDLE_LINGER_MS = 2000;
@@ -57,8 +60,13 @@ export async function serve(address: string, namespace: string): Promise<void> {
       server.forceShutdown();
       ttrpc?.close();
       events.close();
-      // A KSM burst of ours ends now: its timer would never fire.
-      void KsmBurst.settle()
+      // A checkpoint's indexing and page-cache file first (the next writer would redo them).
+      void backgroundWorkDone(BACKGROUND_WORK_LIMIT_MS)
+        .then((done) => {
+          if (!done) log.warn(`exiting with background work still running after ${BACKGROUND_WORK_LIMIT_MS} ms`);
+        })
+        // A KSM burst of ours ends now: its timer would never fire.
+        .then(() => KsmBurst.settle())
         .catch((err: unknown) => log.warn(`putting KSM settings back failed: ${errorMessage(err)}`))
         .finally(() => process.exit(0));
     });

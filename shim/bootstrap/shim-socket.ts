@@ -92,6 +92,26 @@ function isShimServer(pid: number): boolean {
   }
 }
 
+/** The pids of the live shim servers on the host (their pid files). */
+export function shimServerPids(): number[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(SHIM_STATE_DIR);
+  } catch {
+    return [];
+  }
+  const pids: number[] = [];
+  for (const name of names.filter((n) => n.endsWith('.pid'))) {
+    try {
+      const pid = Number(fs.readFileSync(path.join(SHIM_STATE_DIR, name), 'utf8').trim());
+      if (pid > 0 && isShimServer(pid)) pids.push(pid);
+    } catch {
+      // its server removed it meanwhile
+    }
+  }
+  return pids;
+}
+
 /** Removes the files of servers that died without cleaning up (SIGKILL, a crash), logs
  * included (a crash's log stays until the next server is launched on this host).
  * Call with START_LOCK held, so no server is being launched meanwhile. */

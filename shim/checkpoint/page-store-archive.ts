@@ -12,7 +12,7 @@ import { presentPageCount } from '../criu/pagemap';
 import { log } from '../log/logger';
 import { collectWhenQuiet } from '../memory/idle-collection';
 import { PAGE_CACHE_MOUNT, pageCacheDir } from '../map-restore/map-spec';
-import { applyImagesMapping, isSealedPageCacheFile, planImagesMapping, preparedForOf, startPageCacheFile, type ImagesMapPlan, type MapRewrite, type PageCacheLayout } from '../map-restore/rewrite-images';
+import { applyImagesMapping, isSealedPageCacheFile, planImagesMapping, preparedOf, startPageCacheFile, type ImagesMapPlan, type MapRewrite, type PageCacheLayout } from '../map-restore/rewrite-images';
 import { PREPARED_MAPPING_DIR, PreparedMappingError, applyPreparedMapping, prepareMapping, readPreparedMapping, type PreparedMapping } from '../map-restore/prepared-mapping';
 import { InvalidArgumentError } from '../errors/shim-error';
 import type { ByteCopy } from '../map-restore/map-plan';
@@ -29,6 +29,9 @@ import { PageStore } from '../store/page-store';
 import type { ArchiveContext, CheckpointArchive, FollowedDump, LoadedImages, StoredCheckpoint } from './checkpoint-archive';
 import { DumpFollower, ingestPagesFile } from './pages-ingest';
 import { FileLock } from '../store/file-lock';
+import { trackBackgroundWork } from '../service/background-work';
+import { descendsFrom, mappingKey, scanMappings, type FileIdentity } from '../proc/mapped-files';
+import { shimServerPids } from '../bootstrap/shim-socket';
 
 /**
  * Held by the process writing a page-cache file of a domain: `locks/page-cache-<domain>.lock`
@@ -207,7 +210,8 @@ export class PageStoreArchive implements CheckpointArchive {
         else session.abort();
         throw err;
       }
-      const durableMs = Date.now() - started;
+      const durableAt = Date.now();
+      const durableMs = durableAt - started;
       const plan = await preparing;
       const checkpointId = session.checkpointId;
       // Indexing (a B-tree insert per new page) happens after the call returns, so that
@@ -226,7 +230,8 @@ export class PageStoreArchive implements CheckpointArchive {
       // Then the page-cache file a map-mode restore of this checkpoint maps, written from the
       // dump, so that the first restore finds it sealed; after the indexing, not beside it: the
       // container resumes and containerd finishes its work meanwhile (2 cores here).
-      if (plan !== undefined) settled = indexed.then(() => this.preparePageCacheFile(plan, context, checkpointId));
+      if (plan !== undefined) settled = indexed.then(() => this.preparePageCacheFile(plan, context, checkpointId, durableAt));
+      trackBackgroundWork(settled ?? indexed);
     } finally {
       if (!publishing) store.close();
     }
@@ -250,7 +255,7 @@ export class PageStoreArchive implements CheckpointArchive {
    * checkpoints of the container left there superseded. Never fails the checkpoint: a restore
    * writes what is not there.
    */
-  private async preparePageCacheFile(plan: ImagesMapPlan, context: ArchiveContext, checkpointId: string): Promise<void> {
+  private async preparePageCacheFile(plan: ImagesMapPlan, context: ArchiveContext, checkpointId: string, preparedAt: number): Promise<void> {
     const started = Date.now();
     const domainDir = pageCacheDir(this.root(), context.namespace);
     const hostPath = pageCacheFileOf(domainDir, checkpointId).hostPath;
@@ -261,13 +266,13 @@ export class PageStoreArchive implements CheckpointArchive {
       const lock = await FileLock.acquire(lockFile, { exclusive: true, timeoutMs: PAGE_CACHE_LOCK_TIMEOUT_MS, holder: `pid ${process.pid}` });
       try {
         if (!isSealedPageCacheFile(hostPath, plan)) {
-          const writing = await startPageCacheFile(hostPath, plan, (fd, task) => copyIntoFile(task.pagesPath, fd, task.plan.toFile, task.fileBase), { preparedFor: context.containerId });
+          const writing = await startPageCacheFile(hostPath, plan, (fd, task) => copyIntoFile(task.pagesPath, fd, task.plan.toFile, task.fileBase), { preparedFor: context.containerId, preparedAt });
           await writing.complete;
         }
       } finally {
         lock.release();
       }
-      const superseded = this.supersedePreparedFiles(domainDir, context.containerId, hostPath);
+      const superseded = this.supersedePreparedFiles(domainDir, context.containerId, preparedAt);
       log.info(`checkpoint ${checkpointId} of ${context.containerId}: page-cache file ${path.basename(hostPath)} written in ${Date.now() - started} ms${superseded > 0 ? `, ${superseded} earlier one(s) of the container removed` : ''}`);
     } catch (err) {
       log.warn(`checkpoint ${checkpointId}: its page-cache file was not written, a restore will write it: ${(err as Error).message}`);
@@ -275,23 +280,37 @@ export class PageStoreArchive implements CheckpointArchive {
   }
 
   /**
-   * Removes the page-cache files earlier checkpoints of the container prepared in the domain,
-   * unless a checkpoint depends on one (refs) or a restore is reading the domain (it holds
-   * the readers' lock shared: it may be about to map one). Returns how many went.
+   * Removes the page-cache files earlier checkpoints of the container prepared in the domain
+   * (before `preparedAt`), unless a checkpoint depends on one (refs), a process maps one
+   * (a replica: its next dump would find the file gone), or that cannot be told (a process
+   * under a shim server whose mappings are unreadable), or a restore is reading the domain
+   * (it holds the readers' lock shared: it may be about to map one). Returns how many went.
    */
-  private supersedePreparedFiles(domainDir: string, containerId: string, keep: string): number {
+  private supersedePreparedFiles(domainDir: string, containerId: string, preparedAt: number): number {
     const readers = FileLock.tryAcquire(pageCacheReadersLock(this.root(), domainDir), { exclusive: true, holder: `pid ${process.pid}` });
     if (readers === undefined) return 0;
     let removed = 0;
     try {
+      const candidates: Array<{ file: string; identity: FileIdentity }> = [];
       for (const name of fs.readdirSync(domainDir)) {
         if (!name.endsWith('.pages')) continue;
         const file = path.join(domainDir, name);
-        if (file === keep || preparedForOf(file) !== containerId) continue;
+        const prepared = preparedOf(file);
+        if (prepared === undefined || prepared.for !== containerId || prepared.at >= preparedAt) continue;
         if (fs.existsSync(refsDirPathOf(file)) && fs.readdirSync(refsDirPathOf(file)).length > 0) continue;
+        const st = fs.statSync(file, { bigint: true });
+        candidates.push({ file, identity: { dev: st.dev, ino: st.ino } });
+      }
+      if (candidates.length === 0) return 0;
+      const scan = scanMappings(candidates.map((c) => c.identity));
+      const servers = new Set(shimServerPids());
+      if (scan.unreadable.some((p) => descendsFrom(p.pid, servers))) return 0;
+      for (const { file, identity } of candidates) {
+        if (scan.mappers.has(mappingKey(identity))) continue;
         // The seal first: never a seal beside a file it was not made for.
         fs.rmSync(sealPathOf(file), { force: true });
         fs.rmSync(file, { force: true });
+        fs.rmSync(refsDirPathOf(file), { recursive: true, force: true });
         removed++;
       }
     } finally {

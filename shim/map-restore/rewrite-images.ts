@@ -197,11 +197,14 @@ interface PageCacheSeal {
   readonly durable?: boolean;
   /** Written at checkpoint for this container (a later checkpoint of it supersedes the file). */
   readonly preparedFor?: string;
+  /** When that checkpoint was made durable (ms): only an earlier one's file is superseded. */
+  readonly preparedAt?: number;
 }
 
-/** The container a sealed page-cache file was written for at checkpoint, if it was. */
-export function preparedForOf(hostPath: string): string | undefined {
-  return readSeal(hostPath)?.preparedFor;
+/** The container and time a sealed page-cache file was written for at checkpoint, if it was. */
+export function preparedOf(hostPath: string): { readonly for: string; readonly at: number } | undefined {
+  const seal = readSeal(hostPath);
+  return seal?.preparedFor === undefined ? undefined : { for: seal.preparedFor, at: seal.preparedAt ?? 0 };
 }
 
 let bootIdCache: string | undefined;
@@ -310,7 +313,7 @@ export async function startPageCacheFile<T extends TaskLayout>(
   hostPath: string,
   plan: PageCacheLayout & { readonly tasks: readonly T[] },
   fill: (fd: number, task: T) => Promise<void>,
-  sealed: Pick<PageCacheSeal, 'preparedFor'> = {},
+  sealed: Pick<PageCacheSeal, 'preparedFor' | 'preparedAt'> = {},
 ): Promise<{ complete: Promise<void> }> {
   const tmp = `${hostPath}.${process.pid}-${crypto.randomBytes(4).toString('hex')}.tmp`;
   const fd = fs.openSync(tmp, 'w', 0o444);

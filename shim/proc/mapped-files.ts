@@ -61,3 +61,19 @@ export function scanMappings(files: readonly FileIdentity[], procDir = '/proc'):
   }
   return { mappers, unreadable };
 }
+
+/** Whether pid descends from one of `ancestors` (its parent chain in /proc/<pid>/stat); false once it is gone. */
+export function descendsFrom(pid: number, ancestors: ReadonlySet<number>, procDir = '/proc'): boolean {
+  for (let at = pid, steps = 0; at > 1 && steps < 4096; steps++) {
+    if (ancestors.has(at)) return true;
+    let stat: string;
+    try {
+      stat = fs.readFileSync(`${procDir}/${at}/stat`, 'latin1');
+    } catch {
+      return false;
+    }
+    // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+    at = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  }
+  return false;
+}
