@@ -92,45 +92,39 @@ function isShimServer(pid: number): boolean {
   }
 }
 
-/** The pids of the live shim servers on the host (their pid files). */
-export function shimServerPids(): number[] {
+/** Every server pid file in SHIM_STATE_DIR: its files' base path and the pid it names. */
+function serverPidFiles(): Array<{ base: string; pid: number }> {
   let names: string[];
   try {
     names = fs.readdirSync(SHIM_STATE_DIR);
   } catch {
     return [];
   }
-  const pids: number[] = [];
+  const found: Array<{ base: string; pid: number }> = [];
   for (const name of names.filter((n) => n.endsWith('.pid'))) {
+    const base = path.join(SHIM_STATE_DIR, name.slice(0, -'.pid'.length));
     try {
-      const pid = Number(fs.readFileSync(path.join(SHIM_STATE_DIR, name), 'utf8').trim());
-      if (pid > 0 && isShimServer(pid)) pids.push(pid);
+      found.push({ base, pid: Number(fs.readFileSync(`${base}.pid`, 'utf8').trim()) });
     } catch {
       // its server removed it meanwhile
     }
   }
-  return pids;
+  return found;
+}
+
+/** The pids of the live shim servers on the host (their pid files). */
+export function shimServerPids(): number[] {
+  return serverPidFiles()
+    .map((f) => f.pid)
+    .filter((pid) => pid > 0 && isShimServer(pid));
 }
 
 /** Removes the files of servers that died without cleaning up (SIGKILL, a crash), logs
  * included (a crash's log stays until the next server is launched on this host).
  * Call with START_LOCK held, so no server is being launched meanwhile. */
 export function removeStaleServerFiles(): string[] {
-  let names: string[];
-  try {
-    names = fs.readdirSync(SHIM_STATE_DIR);
-  } catch {
-    return [];
-  }
   const removed: string[] = [];
-  for (const name of names.filter((n) => n.endsWith('.pid'))) {
-    const base = path.join(SHIM_STATE_DIR, name.slice(0, -'.pid'.length));
-    let pid: number;
-    try {
-      pid = Number(fs.readFileSync(`${base}.pid`, 'utf8').trim());
-    } catch {
-      continue; // its server removed it meanwhile
-    }
+  for (const { base, pid } of serverPidFiles()) {
     if (pid > 0 && isShimServer(pid)) continue;
     removeServerFiles(serverFilesAt(base));
     removed.push(base);
