@@ -4,7 +4,6 @@
 // Before a restore the pages files are rebuilt from the store, each page verified.
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
-import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { PagemapFile, listPagemaps } from '../criu/checkpoint-images';
 import { PAGE_SIZE } from '../criu/page-size';
@@ -12,14 +11,14 @@ import { presentPageCount } from '../criu/pagemap';
 import { log } from '../log/logger';
 import { collectWhenQuiet } from '../memory/idle-collection';
 import { PAGE_CACHE_MOUNT, pageCacheDir } from '../map-restore/map-spec';
-import { applyImagesMapping, isSealedPageCacheFile, planImagesMapping, preparedOf, startPageCacheFile, type ImagesMapPlan, type MapRewrite, type PageCacheLayout } from '../map-restore/rewrite-images';
+import { applyImagesMapping, copyRanges, isSealedPageCacheFile, planImagesMapping, preparedOf, startPageCacheFile, type ImagesMapPlan, type MapRewrite, type PageCacheLayout } from '../map-restore/rewrite-images';
 import { PREPARED_MAPPING_DIR, PreparedMappingError, applyPreparedMapping, prepareMapping, readPreparedMapping, type PreparedMapping } from '../map-restore/prepared-mapping';
 import { InvalidArgumentError } from '../errors/shim-error';
 import type { ByteCopy } from '../map-restore/map-plan';
 import { dumpedMountpoints } from '../map-restore/dumped-mounts';
 import { checkPageCacheFilesPresent, pageCacheFilesNamed, recordPageCacheRefs } from '../map-restore/page-cache-refs';
 import { PAGE_MANIFEST_FILE, readManifestFileSync, writeManifestFile } from '../store/manifest-file';
-import { pageCacheFileName, refsDirPathOf, sealPathOf } from '../store/page-cache-dir';
+import { listPageCache, pageCacheFileName } from '../store/page-cache-dir';
 import type { ManifestPagesFile, PageManifest, PagedManifest, StoredManifest } from '../store/page-manifest';
 import { namePagesOf, pagedManifestOf, storedNamesOf } from '../store/name-pages';
 import type { IngestSession } from '../store/ingest-session';
@@ -30,7 +29,8 @@ import type { ArchiveContext, CheckpointArchive, FollowedDump, LoadedImages, Sto
 import { DumpFollower, ingestPagesFile } from './pages-ingest';
 import { FileLock } from '../store/file-lock';
 import { trackBackgroundWork } from '../service/background-work';
-import { descendsFrom, mappingKey, scanMappings, type FileIdentity } from '../proc/mapped-files';
+import { descendsFrom, mappingKey, scanMappings } from '../proc/mapped-files';
+import { mappedIdentityOf, removePageCacheFiles } from '../store/page-cache-gc';
 import { shimServerPids } from '../bootstrap/shim-socket';
 
 /**
@@ -50,39 +50,14 @@ function pageCacheReadersLock(storeRoot: string, domainDir: string): string {
   return path.join(storeRoot, 'locks', `page-cache-${path.basename(domainDir)}.readers`);
 }
 
-/** Copies the dumped pages `copies` names from a pages file into the page-cache file at `base`. */
-async function copyIntoFile(pagesPath: string, fd: number, copies: readonly ByteCopy[], base: number): Promise<void> {
-  const from = await fsp.open(pagesPath, 'r');
-  const buffer = Buffer.allocUnsafe(COPY_CHUNK_BYTES);
-  try {
-    for (const c of copies) {
-      for (let done = 0; done < c.length; ) {
-        const want = Math.min(COPY_CHUNK_BYTES, c.length - done);
-        const { bytesRead } = await from.read(buffer, 0, want, c.from + done);
-        if (bytesRead !== want) throw new Error(`${pagesPath}: short read at ${c.from + done} (${bytesRead} of ${want} bytes)`);
-        await writeAllAt(fd, buffer.subarray(0, want), base + c.to + done);
-        done += want;
-      }
-    }
-  } finally {
-    await from.close();
-  }
-}
-
-const COPY_CHUNK_BYTES = 4 * 1024 * 1024;
-
-function writeAllAt(fd: number, bytes: Buffer, position: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const step = (at: number): void => {
-      if (at === bytes.length) return resolve();
-      fs.write(fd, bytes, at, bytes.length - at, position + at, (err, written) => (err ? reject(err) : step(at + written)));
-    };
-    step(0);
-  });
-}
-
 /** Writers of other checkpoints of the domain go first; each takes ~0.5 s per 200 MiB here. */
 const PAGE_CACHE_LOCK_TIMEOUT_MS = 10 * 60_000;
+
+/** Takes one of a domain's locks (pageCacheWriterLock, pageCacheReadersLock), waiting its turn. */
+function lockDomain(lockFile: string, exclusive: boolean): Promise<FileLock> {
+  fs.mkdirSync(path.dirname(lockFile), { recursive: true });
+  return FileLock.acquire(lockFile, { exclusive, timeoutMs: PAGE_CACHE_LOCK_TIMEOUT_MS, holder: `pid ${process.pid}` });
+}
 
 /** A page-cache file as a restore sees it. */
 interface PageCacheFileJob {
@@ -261,12 +236,10 @@ export class PageStoreArchive implements CheckpointArchive {
     const hostPath = pageCacheFileOf(domainDir, checkpointId).hostPath;
     try {
       fs.mkdirSync(domainDir, { recursive: true, mode: 0o755 });
-      const lockFile = pageCacheWriterLock(this.root(), domainDir);
-      fs.mkdirSync(path.dirname(lockFile), { recursive: true });
-      const lock = await FileLock.acquire(lockFile, { exclusive: true, timeoutMs: PAGE_CACHE_LOCK_TIMEOUT_MS, holder: `pid ${process.pid}` });
+      const lock = await lockDomain(pageCacheWriterLock(this.root(), domainDir), true);
       try {
         if (!isSealedPageCacheFile(hostPath, plan)) {
-          const writing = await startPageCacheFile(hostPath, plan, (fd, task) => copyIntoFile(task.pagesPath, fd, task.plan.toFile, task.fileBase), { preparedFor: context.containerId, preparedAt });
+          const writing = await startPageCacheFile(hostPath, plan, (fd, task) => copyRanges(task.pagesPath, fd, task.plan.toFile, task.fileBase), { preparedFor: context.containerId, preparedAt });
           await writing.complete;
         }
       } finally {
@@ -289,34 +262,27 @@ export class PageStoreArchive implements CheckpointArchive {
   private supersedePreparedFiles(domainDir: string, containerId: string, preparedAt: number): number {
     const readers = FileLock.tryAcquire(pageCacheReadersLock(this.root(), domainDir), { exclusive: true, holder: `pid ${process.pid}` });
     if (readers === undefined) return 0;
-    let removed = 0;
     try {
-      const candidates: Array<{ file: string; identity: FileIdentity }> = [];
-      for (const name of fs.readdirSync(domainDir)) {
-        if (!name.endsWith('.pages')) continue;
-        const file = path.join(domainDir, name);
-        const prepared = preparedOf(file);
-        if (prepared === undefined || prepared.for !== containerId || prepared.at >= preparedAt) continue;
-        if (fs.existsSync(refsDirPathOf(file)) && fs.readdirSync(refsDirPathOf(file)).length > 0) continue;
-        const st = fs.statSync(file, { bigint: true });
-        candidates.push({ file, identity: { dev: st.dev, ino: st.ino } });
-      }
+      const domain = path.basename(domainDir);
+      const candidates = listPageCache(this.root()).files.flatMap((f) => {
+        if (f.namespace !== domain || !f.hasPages) return [];
+        // A later checkpoint depends on it.
+        if (f.hasRefs && fs.readdirSync(f.refsDir).length > 0) return [];
+        const prepared = preparedOf(f.pagesFile);
+        if (prepared === undefined || prepared.for !== containerId || prepared.at >= preparedAt) return [];
+        const identity = mappedIdentityOf(f.pagesFile);
+        return identity === undefined ? [] : [{ files: f, identity }];
+      });
       if (candidates.length === 0) return 0;
       const scan = scanMappings(candidates.map((c) => c.identity));
       const servers = new Set(shimServerPids());
       if (scan.unreadable.some((p) => descendsFrom(p.pid, servers))) return 0;
-      for (const { file, identity } of candidates) {
-        if (scan.mappers.has(mappingKey(identity))) continue;
-        // The seal first: never a seal beside a file it was not made for.
-        fs.rmSync(sealPathOf(file), { force: true });
-        fs.rmSync(file, { force: true });
-        fs.rmSync(refsDirPathOf(file), { recursive: true, force: true });
-        removed++;
-      }
+      const unmapped = candidates.filter((c) => !scan.mappers.has(mappingKey(c.identity)));
+      for (const { files } of unmapped) removePageCacheFiles(files);
+      return unmapped.length;
     } finally {
       readers.release();
     }
-    return removed;
   }
 
   load(checkpointDir: string, scratchDir: string, context: ArchiveContext): Promise<LoadedImages> {
@@ -349,9 +315,7 @@ export class PageStoreArchive implements CheckpointArchive {
       if (domainDir === undefined) return { imagePath: await this.rebuildPages(manifest, imageDir) };
       // Shared with other restores; keeps a superseding checkpoint from removing a sealed file
       // this restore is about to have CRIU open by name (supersedePreparedFiles).
-      const readersLock = pageCacheReadersLock(this.root(), domainDir);
-      fs.mkdirSync(path.dirname(readersLock), { recursive: true });
-      const readers = await FileLock.acquire(readersLock, { exclusive: false, timeoutMs: PAGE_CACHE_LOCK_TIMEOUT_MS });
+      const readers = await lockDomain(pageCacheReadersLock(this.root(), domainDir), false);
       try {
         return { ...(await this.rebuildForMapping(manifest, imageDir, domainDir, context.containerId, prepared)), release: () => readers.release() };
       } catch (err) {
@@ -476,9 +440,7 @@ export class PageStoreArchive implements CheckpointArchive {
       placedReject = reject;
     });
     const complete = (async () => {
-      const lockFile = pageCacheWriterLock(this.root(), path.dirname(hostPath));
-      fs.mkdirSync(path.dirname(lockFile), { recursive: true });
-      const lock = await FileLock.acquire(lockFile, { exclusive: true, timeoutMs: PAGE_CACHE_LOCK_TIMEOUT_MS, holder: `pid ${process.pid}` });
+      const lock = await lockDomain(pageCacheWriterLock(this.root(), path.dirname(hostPath)), true);
       try {
         // Another process may have written it meanwhile.
         if (isSealedPageCacheFile(hostPath, plan)) {

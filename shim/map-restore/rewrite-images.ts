@@ -12,7 +12,7 @@ import { decodeEntry, encodeEntry, u64ToBigInt, type WireLong } from '../criu/cr
 import { readImageFile, writeImageFile } from '../criu/image-file';
 import { ImageKinds } from '../criu/image-kind';
 import { writePagemapFile } from '../criu/pagemap';
-import { readFully, replaceFileDurably, syncDirectory, syncFd, writeFully } from '../store/durable-fs';
+import { readFullyAsync, replaceFileDurably, syncDirectory, syncFd, writeFullyAsync } from '../store/durable-fs';
 import { sealPathOf } from '../store/page-cache-dir';
 import { readHeapRanges } from './heap-ranges';
 import { planTaskMapping, type ByteCopy, type MapPlan } from './map-plan';
@@ -117,14 +117,12 @@ export async function rewriteForMapping(imageDir: string, cache: PageCacheFile, 
   if (plan.tasks.length === 0) return { tasks: 0, mappings: 0, mappedPages: 0, keptPages: 0, fileBytes: 0, wroteFile: false };
   const reused = options.reuse === true && isSealedPageCacheFile(cache.hostPath, plan);
   if (!reused) {
-    await writeSealedPageCacheFile(cache.hostPath, plan, async (fd, task) => {
-      copyRanges(task.pagesPath, fd, task.plan.toFile.map((c) => ({ ...c, to: task.fileBase + c.to })));
-    });
+    await writeSealedPageCacheFile(cache.hostPath, plan, (fd, task) => copyRanges(task.pagesPath, fd, task.plan.toFile, task.fileBase));
   }
   for (const task of plan.tasks) {
     // The pages that stay, into a new pages file.
     const newPages = path.join(imageDir, `.${pagesFileName(task.pagesId)}.mapped`);
-    copyInto(task.pagesPath, newPages, task.plan.toPages, task.plan.keptPages * PAGE_SIZE);
+    await copyInto(task.pagesPath, newPages, task.plan.toPages, task.plan.keptPages * PAGE_SIZE);
     fs.renameSync(newPages, task.pagesPath);
   }
   return { ...(await applyImagesMapping(imageDir, plan, cache)), wroteFile: !reused };
@@ -354,26 +352,27 @@ export async function startPageCacheFile<T extends TaskLayout>(
   return { complete };
 }
 
-function copyInto(fromFile: string, toFile: string, copies: readonly ByteCopy[], size: number): void {
+async function copyInto(fromFile: string, toFile: string, copies: readonly ByteCopy[], size: number): Promise<void> {
   const fd = fs.openSync(toFile, 'w', 0o644);
   try {
     fs.ftruncateSync(fd, size);
-    copyRanges(fromFile, fd, copies);
+    await copyRanges(fromFile, fd, copies);
   } finally {
     fs.closeSync(fd);
   }
 }
 
-function copyRanges(fromFile: string, toFd: number, copies: readonly ByteCopy[]): void {
+/** Copies the byte ranges `copies` names from `fromFile` into toFd, each at `base` + its `to`. */
+export async function copyRanges(fromFile: string, toFd: number, copies: readonly ByteCopy[], base = 0): Promise<void> {
   const from = fs.openSync(fromFile, 'r');
   const buffer = Buffer.allocUnsafe(COPY_CHUNK);
   try {
     for (const c of copies) {
       for (let done = 0; done < c.length; ) {
         const want = Math.min(COPY_CHUNK, c.length - done);
-        const got = readFully(from, buffer, want, c.from + done);
+        const got = await readFullyAsync(from, buffer, want, c.from + done);
         if (got !== want) throw new Error(`${fromFile}: short read at ${c.from + done} (${got} of ${want} bytes)`);
-        writeFully(toFd, buffer.subarray(0, got), c.to + done);
+        await writeFullyAsync(toFd, buffer.subarray(0, got), base + c.to + done);
         done += got;
       }
     }

@@ -49,6 +49,19 @@ export async function writeFullyAsync(fd: number, buf: Buffer, position: number)
   }
 }
 
+const readAsync = promisify(fs.read);
+
+/** readFully on the thread pool. */
+export async function readFullyAsync(fd: number, buf: Buffer, length: number, position: number): Promise<number> {
+  let done = 0;
+  while (done < length) {
+    const { bytesRead } = await readAsync(fd, buf, done, length - done, position + done);
+    if (bytesRead === 0) break;
+    done += bytesRead;
+  }
+  return done;
+}
+
 /** Read up to length bytes at position; fewer only at end of file. */
 export function readFully(fd: number, buf: Buffer, length: number, position: number): number {
   let done = 0;

@@ -100,7 +100,8 @@ function pruneMarkers(refsDir: string, isKept: (id: string) => boolean, staleRem
   return live;
 }
 
-function identityOf(file: string): FileIdentity | undefined {
+/** A file's identity as /proc/<pid>/maps names it; undefined once it is gone. */
+export function mappedIdentityOf(file: string): FileIdentity | undefined {
   try {
     const st = fs.lstatSync(file, { bigint: true });
     return { dev: st.dev, ino: st.ino };
@@ -110,8 +111,8 @@ function identityOf(file: string): FileIdentity | undefined {
   }
 }
 
-/** Seal, file, refs dir (see the header). */
-function removeGroup(f: PageCacheFiles): PageCacheRemoval {
+/** Removes a checkpoint's seal, file and (empty) refs dir, in that order (see the header). */
+export function removePageCacheFiles(f: PageCacheFiles): PageCacheRemoval {
   const removed: string[] = [];
   let bytesFreed = 0;
   for (const file of [f.sealFile, f.pagesFile]) {
@@ -154,7 +155,7 @@ export function collectPageCache(storeRoot: string, isKept: (checkpointId: strin
       held.push({ namespace: f.namespace, checkpointId: f.checkpointId, file: f.pagesFile, mappedBy: [], referencedBy });
       continue;
     }
-    unused.push({ files: f, identity: f.hasPages ? identityOf(f.pagesFile) : undefined });
+    unused.push({ files: f, identity: f.hasPages ? mappedIdentityOf(f.pagesFile) : undefined });
   }
 
   const identities = unused.flatMap((u) => (u.identity === undefined ? [] : [u.identity]));
@@ -171,7 +172,7 @@ export function collectPageCache(storeRoot: string, isKept: (checkpointId: strin
         continue;
       }
     }
-    removed.push(removeGroup(f));
+    removed.push(removePageCacheFiles(f));
     touched.add(path.dirname(f.pagesFile));
   }
 
