@@ -147,8 +147,8 @@ export class DumpFollower implements FollowedDump {
     this.stopped = true;
     this.wake?.();
     await this.running;
-    const { store, session, fd, ingest } = this;
-    if (this.failure !== undefined || store === undefined || session === undefined || fd === undefined || ingest === undefined) {
+    const { store, session, ingest } = this;
+    if (this.failure !== undefined || store === undefined || session === undefined || ingest === undefined) {
       if (this.failure !== undefined) log.warn(`following the dump in ${this.imageDir} failed, its pages are taken after it: ${(this.failure as Error).message}`);
       await this.abandon();
       return undefined;

@@ -67,7 +67,7 @@ export async function writePreparedMapping(imageDir: string, checkpointId: strin
   if (plan.tasks.length === 0) return undefined;
   const outDir = path.join(imageDir, PREPARED_MAPPING_DIR);
   fs.mkdirSync(outDir);
-  const summary = await applyImagesMapping(imageDir, plan, { hostPath: '', pathInRestore }, outDir);
+  const summary = await applyImagesMapping(imageDir, plan, { pathInRestore }, outDir);
   const images: Record<string, string> = {};
   const inputs: Record<string, string> = {};
   for (const name of fs.readdirSync(outDir).sort()) {

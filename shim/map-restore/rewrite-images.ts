@@ -133,7 +133,7 @@ export async function rewriteForMapping(imageDir: string, cache: PageCacheFile, 
  * pages file holds only its kept pages: the file in files.img, each task's pagemap (the kept
  * entries) and mm (the regions as private mappings of the file).
  */
-export async function applyImagesMapping(imageDir: string, plan: ImagesMapPlan, cache: PageCacheFile, outDir: string = imageDir): Promise<MapRewrite> {
+export async function applyImagesMapping(imageDir: string, plan: ImagesMapPlan, cache: Pick<PageCacheFile, 'pathInRestore'>, outDir: string = imageDir): Promise<MapRewrite> {
   const summary = { tasks: plan.tasks.length, mappings: 0, mappedPages: 0, keptPages: 0, fileBytes: plan.fileBytes, wroteFile: false };
   if (plan.tasks.length === 0) return summary;
   const fileId = await addFileEntry(imageDir, outDir, cache, plan.fileBytes);
@@ -382,7 +382,7 @@ export async function copyRanges(fromFile: string, toFd: number, copies: readonl
 }
 
 /** Adds the page-cache file to files.img (written into outDir) as a read-only regular file; returns its id. */
-async function addFileEntry(imageDir: string, outDir: string, cache: PageCacheFile, size: number): Promise<number> {
+async function addFileEntry(imageDir: string, outDir: string, cache: Pick<PageCacheFile, 'pathInRestore'>, size: number): Promise<number> {
   const filesPath = path.join(imageDir, 'files.img');
   const image = await readImageFile(filesPath, ImageKinds.FILES);
   let maxId = 0;

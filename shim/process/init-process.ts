@@ -189,6 +189,9 @@ export class InitProcess extends ShimProcess {
       fs.mkdirSync(imagePath, { recursive: true });
       fs.mkdirSync(workPath, { recursive: true });
       archive.prepare?.();
+      // With the images (CRIU leaves files of other names alone), so a map-mode restore of this
+      // dump can map the reported heaps.
+      writeHeapRanges(imagePath, heapRanges);
       // The archive may take CRIU's images as they are written: handed to store() below, or dropped.
       const followed = archive.followDump?.(imagePath, this.archiveContext);
       try {
@@ -206,13 +209,6 @@ export class InitProcess extends ShimProcess {
       } catch (err) {
         await followed?.abandon().catch((e: unknown) => log.warn(`dropping what was taken of ${this.containerId}'s failed dump: ${errorMessage(e)}`));
         throw new RuntimeError(`checkpoint of ${this.containerId} failed: ${(err as Error).message}\n${criuFailureDetails(workPath, 'dump.log', this.bundle)}`);
-      }
-      try {
-        // With the images, so a map-mode restore of this dump can map the reported heaps.
-        writeHeapRanges(imagePath, heapRanges);
-      } catch (err) {
-        await followed?.abandon().catch(() => undefined);
-        throw err;
       }
       settled = (await archive.store(imagePath, checkpointDir, this.archiveContext, followed))?.settled;
     } finally {
