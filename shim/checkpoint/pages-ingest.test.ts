@@ -54,6 +54,14 @@ async function writeGrowing(file: string, pages: Buffer, steps: number): Promise
   }
 }
 
+/** A dump being followed while its pages-1.img grows in `steps`, once `taken` pages of it were taken. */
+async function followGrowing(pages: Buffer, steps: number, taken: number): Promise<DumpFollower> {
+  const followed = archive.followDump(imageDir, CONTEXT) as DumpFollower;
+  await writeGrowing(path.join(imageDir, 'pages-1.img'), pages, steps);
+  await waitFor(() => followed.pagesTaken >= taken, { timeoutMs: 10_000, intervalMs: 5 });
+  return followed;
+}
+
 /** The pages files a restore would read, rebuilt from the store. */
 async function restoredPages(checkpointDir: string, name: string): Promise<Buffer> {
   const scratch = fs.mkdtempSync(path.join(dir, 'scratch-'));
@@ -73,10 +81,8 @@ async function verifyStore(): Promise<{ ok: boolean; checkpoints: number }> {
 
 test('a pages file followed while it is written is taken during the dump and restores exactly', async () => {
   const pages = dumpedPages(9000);
-  const followed = archive.followDump(imageDir, CONTEXT) as DumpFollower;
-  await writeGrowing(path.join(imageDir, 'pages-1.img'), pages, 5);
   // Whole chunks went to the store before the dump ended.
-  await waitFor(() => followed.pagesTaken >= 4096, { timeoutMs: 10_000, intervalMs: 5 });
+  const followed = await followGrowing(pages, 5, 4096);
   expect(followed.pagesTaken).toBeLessThan(9000);
   await writePagemap(1, 1, 9000);
   const checkpointDir = path.join(dir, 'checkpoint');
@@ -88,9 +94,7 @@ test('a pages file followed while it is written is taken during the dump and res
 });
 
 test('after a failed dump what was followed is dropped, and the next checkpoint works', async () => {
-  const followed = archive.followDump(imageDir, CONTEXT) as DumpFollower;
-  await writeGrowing(path.join(imageDir, 'pages-1.img'), dumpedPages(5000), 2);
-  await waitFor(() => followed.pagesTaken >= 2048, { timeoutMs: 10_000, intervalMs: 5 });
+  const followed = await followGrowing(dumpedPages(5000), 2, 2048);
   await followed.abandon();
   await followed.abandon(); // idempotent
   expect(await verifyStore()).toEqual({ ok: true, checkpoints: 0 });
@@ -110,9 +114,7 @@ test('a followed file that is not the first the manifest lists is taken again in
   // pages-1.img belongs to task 9; task 2's file (pages-2.img) comes first in the manifest.
   const first = dumpedPages(300);
   const second = dumpedPages(4500);
-  const followed = archive.followDump(imageDir, CONTEXT) as DumpFollower;
-  await writeGrowing(path.join(imageDir, 'pages-1.img'), second, 3);
-  await waitFor(() => followed.pagesTaken >= 2048, { timeoutMs: 10_000, intervalMs: 5 });
+  const followed = await followGrowing(second, 3, 2048);
   fs.writeFileSync(path.join(imageDir, 'pages-2.img'), first);
   await writePagemap(9, 1, 4500);
   await writePagemap(2, 2, 300);
@@ -125,9 +127,7 @@ test('a followed file that is not the first the manifest lists is taken again in
 });
 
 test('a pages file shorter than its pagemap fails the checkpoint and leaves the store as it was', async () => {
-  const followed = archive.followDump(imageDir, CONTEXT) as DumpFollower;
-  await writeGrowing(path.join(imageDir, 'pages-1.img'), dumpedPages(3000), 2);
-  await waitFor(() => followed.pagesTaken >= 2048, { timeoutMs: 10_000, intervalMs: 5 });
+  const followed = await followGrowing(dumpedPages(3000), 2, 2048);
   await writePagemap(1, 1, 3001);
   await expect(archive.store(imageDir, path.join(dir, 'checkpoint'), CONTEXT, followed)).rejects.toThrow(/pages-1\.img: is 12288000 bytes, but the present runs/);
   expect(await verifyStore()).toEqual({ ok: true, checkpoints: 0 });
